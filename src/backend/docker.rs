@@ -1,0 +1,562 @@
+//! Local Docker Engine backend, through bollard.
+
+use super::{
+    extra_labels, format_ports_label, labels, parse_ports_label, Backend, ContainerRequest,
+    LiveStatus, Observed, ObservedContainer, ObservedObject, RunState, StartError,
+};
+use crate::error::{CommandError, ErrorCode, Result};
+use crate::repo::workspace_key;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointSettings,
+    HealthConfig, HealthStatusEnum, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::{ClientVersion, Docker};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Docker 20.10's API. Pinned rather than negotiated: negotiation costs a
+/// round trip on every command, and every newer engine still speaks 1.41.
+const API_VERSION: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 41,
+};
+const TIMEOUT_SECS: u64 = 120;
+
+pub struct DockerBackend {
+    docker: Docker,
+    repo_id: String,
+    host: String,
+    /// API calls made, reported at debug level: the scale benchmark counts them.
+    calls: AtomicUsize,
+}
+
+impl DockerBackend {
+    /// Connects lazily: no request is made until the first call.
+    pub fn connect(repo_id: &str) -> Result<Self> {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let docker = if let Some(path) = host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, TIMEOUT_SECS, &API_VERSION)
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            Docker::connect_with_http(&host, TIMEOUT_SECS, &API_VERSION)
+        } else {
+            return Err(CommandError::new(
+                ErrorCode::DockerUnreachable,
+                format!("unsupported DOCKER_HOST {host:?}"),
+            )
+            .hint("use unix:///path/to/docker.sock or tcp://host:port"));
+        }
+        .map_err(|e| unreachable_error(&host, &e))?;
+        Ok(DockerBackend {
+            docker,
+            repo_id: repo_id.to_string(),
+            host: "127.0.0.1".into(),
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn api_calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn network_name(&self, workspace: &str) -> String {
+        format!("aether-{}", workspace_key(&self.repo_id, workspace))
+    }
+
+    pub fn volume_name(&self, workspace: &str, service: &str, volume: &str) -> String {
+        format!(
+            "aether-{}-{service}-{volume}",
+            workspace_key(&self.repo_id, workspace)
+        )
+    }
+
+    fn base_labels(&self, workspace: &str) -> HashMap<String, String> {
+        let mut map: HashMap<String, String> = extra_labels().into_iter().collect();
+        map.insert(labels::REPO.into(), self.repo_id.clone());
+        map.insert(labels::WORKSPACE.into(), workspace.into());
+        map
+    }
+
+    fn filters(&self, workspace: Option<&str>) -> HashMap<String, Vec<String>> {
+        let mut label = vec![format!("{}={}", labels::REPO, self.repo_id)];
+        if let Some(ws) = workspace {
+            label.push(format!("{}={ws}", labels::WORKSPACE));
+        }
+        HashMap::from([("label".to_string(), label)])
+    }
+
+    fn api_error(&self, context: &str, err: BollardError) -> CommandError {
+        match err {
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => CommandError::new(ErrorCode::DockerError, format!("{context}: {message}"))
+                .detail("status", status_code),
+            other => unreachable_error(&self.docker_host(), &other),
+        }
+    }
+
+    fn docker_host(&self) -> String {
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+    }
+}
+
+fn unreachable_error(host: &str, err: &BollardError) -> CommandError {
+    CommandError::new(
+        ErrorCode::DockerUnreachable,
+        format!("cannot reach the Docker Engine at {host}: {err}"),
+    )
+    .hint("start Docker (`systemctl start docker`), or point DOCKER_HOST at a running engine")
+    .detail("docker_host", host)
+}
+
+fn status_code(err: &BollardError) -> Option<u16> {
+    match err {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn is_port_taken(err: &BollardError) -> bool {
+    matches!(err, BollardError::DockerResponseServerError { message, .. }
+        if message.contains("port is already allocated") || message.contains("address already in use"))
+}
+
+/// The list API of engine 20.10 has no health field; the status text has it.
+fn health_from_status(status: &str) -> Option<String> {
+    if status.contains("(healthy)") {
+        Some("healthy".into())
+    } else if status.contains("(unhealthy)") {
+        Some("unhealthy".into())
+    } else if status.contains("(health: starting)") {
+        Some("starting".into())
+    } else {
+        None
+    }
+}
+
+fn nanos(ms: u64) -> i64 {
+    (ms as i64).saturating_mul(1_000_000)
+}
+
+impl Backend for DockerBackend {
+    fn kind(&self) -> &'static str {
+        "docker-local"
+    }
+
+    fn client_host(&self) -> &str {
+        &self.host
+    }
+
+    fn container_name(&self, workspace: &str, service: &str) -> String {
+        format!(
+            "aether-{}-{service}",
+            workspace_key(&self.repo_id, workspace)
+        )
+    }
+
+    async fn observe(&self, workspace: Option<&str>) -> Result<Observed> {
+        let filters = self.filters(workspace);
+        let containers = self.docker.list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ));
+        let networks = self.docker.list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ));
+        let volumes = self.docker.list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ));
+        let (containers, networks, volumes) = tokio::join!(containers, networks, volumes);
+        self.calls.fetch_add(3, Ordering::Relaxed);
+        let containers = containers.map_err(|e| self.api_error("listing containers", e))?;
+        let networks = networks.map_err(|e| self.api_error("listing networks", e))?;
+        let volumes = volumes.map_err(|e| self.api_error("listing volumes", e))?;
+
+        let mut observed = Observed::default();
+        for c in containers {
+            let labels = c.labels.unwrap_or_default();
+            let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            let state = match c.state {
+                Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
+                Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
+                Some(ContainerSummaryStateEnum::RESTARTING) => RunState::Restarting,
+                Some(ContainerSummaryStateEnum::PAUSED) => RunState::Paused,
+                Some(ContainerSummaryStateEnum::EXITED) => RunState::Exited,
+                Some(ContainerSummaryStateEnum::DEAD) => RunState::Dead,
+                Some(ContainerSummaryStateEnum::REMOVING) => RunState::Removing,
+                _ => RunState::Unknown,
+            };
+            observed.containers.push(ObservedContainer {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                workspace: get(labels::WORKSPACE),
+                service: get(labels::SERVICE),
+                config_hash: get(labels::CONFIG_HASH),
+                state,
+                health: c.status.as_deref().and_then(health_from_status),
+                ports: parse_ports_label(&get(labels::PORTS)),
+            });
+        }
+        for n in networks {
+            let ws = n
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(labels::WORKSPACE))
+                .cloned()
+                .unwrap_or_default();
+            observed.networks.push(ObservedObject {
+                name: n.name.unwrap_or_default(),
+                workspace: ws,
+                ..Default::default()
+            });
+        }
+        for v in volumes.volumes.unwrap_or_default() {
+            let get = |k: &str| v.labels.get(k).cloned().unwrap_or_default();
+            observed.volumes.push(ObservedObject {
+                workspace: get(labels::WORKSPACE),
+                service: get(labels::SERVICE),
+                volume: get(labels::VOLUME),
+                name: v.name,
+            });
+        }
+        Ok(observed)
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<()> {
+        self.count();
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status_code(&e) == Some(404) => {}
+            Err(e) => return Err(self.api_error(&format!("inspecting image {image}"), e)),
+        }
+        // Only a missing image is pulled, so everything works offline.
+        self.count();
+        let mut stream = self.docker.create_image(
+            Some(
+                CreateImageOptionsBuilder::default()
+                    .from_image(image)
+                    .build(),
+            ),
+            None,
+            None,
+        );
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                        failure = Some(detail);
+                    }
+                }
+                Err(e) => {
+                    failure = Some(match e {
+                        BollardError::DockerResponseServerError { message, .. } => message,
+                        other => return Err(unreachable_error(&self.docker_host(), &other)),
+                    });
+                    break;
+                }
+            }
+        }
+        match failure {
+            None => Ok(()),
+            Some(reason) => Err(CommandError::new(
+                ErrorCode::ImageNotFound,
+                format!("image `{image}` is not present locally and could not be pulled"),
+            )
+            .hint("build, load or import the image (`docker build`, `docker load`, `docker import`), or fix `image` in aether.toml")
+            .detail("image", image)
+            .detail("pull_error", reason)),
+        }
+    }
+
+    async fn ensure_network(&self, workspace: &str) -> Result<()> {
+        self.count();
+        let name = self.network_name(workspace);
+        let req = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(self.base_labels(workspace)),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            // Another pass created it first: the outcome is what we wanted.
+            Err(e) if status_code(&e) == Some(409) => Ok(()),
+            Err(e) => Err(self.api_error(&format!("creating network {name}"), e)),
+        }
+    }
+
+    async fn ensure_volume(&self, workspace: &str, service: &str, volume: &str) -> Result<()> {
+        self.count();
+        let name = self.volume_name(workspace, service, volume);
+        let mut labels = self.base_labels(workspace);
+        labels.insert(labels::SERVICE.into(), service.into());
+        labels.insert(labels::VOLUME.into(), volume.into());
+        let req = VolumeCreateRequest {
+            name: Some(name.clone()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(req)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.api_error(&format!("creating volume {name}"), e))
+    }
+
+    async fn create_and_start(&self, req: &ContainerRequest) -> Result<(), StartError> {
+        let name = self.container_name(&req.workspace, &req.service);
+        let network = self.network_name(&req.workspace);
+        let spec = &req.spec;
+        let mut labels = self.base_labels(&req.workspace);
+        labels.insert(labels::SERVICE.into(), req.service.clone());
+        labels.insert(labels::CONFIG_HASH.into(), spec.config_hash());
+        labels.insert(labels::PORTS.into(), format_ports_label(&req.ports));
+
+        let port_bindings = req
+            .ports
+            .iter()
+            .map(|(c, h)| {
+                let binding = PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(h.to_string()),
+                };
+                (format!("{c}/tcp"), Some(vec![binding]))
+            })
+            .collect();
+        let binds = spec
+            .volumes
+            .iter()
+            .map(|(v, target)| {
+                format!(
+                    "{}:{target}",
+                    self.volume_name(&req.workspace, &req.service, v)
+                )
+            })
+            .collect();
+        let healthcheck = spec.healthcheck.as_ref().map(|hc| HealthConfig {
+            test: Some(
+                std::iter::once("CMD".to_string())
+                    .chain(hc.command.iter().cloned())
+                    .collect(),
+            ),
+            interval: Some(nanos(hc.interval_ms)),
+            timeout: Some(nanos(hc.timeout_ms)),
+            retries: Some(hc.retries as i64),
+            start_period: Some(nanos(hc.start_period_ms)),
+            start_interval: None,
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: spec.command.clone(),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            exposed_ports: Some(req.ports.keys().map(|c| format!("{c}/tcp")).collect()),
+            labels: Some(labels),
+            healthcheck,
+            stop_timeout: Some(spec.stop_timeout_secs as i64),
+            host_config: Some(HostConfig {
+                port_bindings: Some(port_bindings),
+                binds: Some(binds),
+                network_mode: Some(network.clone()),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network,
+                    EndpointSettings {
+                        aliases: Some(vec![req.service.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        self.count();
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
+            )
+            .await;
+        if let Err(e) = created {
+            return Err(StartError::Other(match status_code(&e) {
+                Some(404) => CommandError::new(ErrorCode::ImageNotFound, format!("image `{}` not found", spec.image))
+                    .detail("image", &spec.image),
+                Some(409) => CommandError::new(
+                    ErrorCode::DockerError,
+                    format!("a container named {name} exists but does not carry this repo's Aether labels"),
+                )
+                .hint(format!("Aether never touches it; remove or rename it yourself (`docker rm {name}`)"))
+                .detail("container", &name),
+                _ => self.api_error(&format!("creating container {name}"), e),
+            }));
+        }
+        match self.start(&name).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                // Leave nothing behind: the caller retries with other ports
+                // or reports the error, and a created-but-dead container
+                // would only confuse the next pass.
+                let _ = self.remove_container(&name, None).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn start(&self, container: &str) -> Result<(), StartError> {
+        self.count();
+        match self.docker.start_container(container, None).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(304) => Ok(()),
+            Err(e) if is_port_taken(&e) => Err(StartError::PortTaken(e.to_string())),
+            Err(e) => Err(StartError::Other(
+                self.api_error(&format!("starting {container}"), e),
+            )),
+        }
+    }
+
+    async fn remove_container(&self, container: &str, grace: Option<Duration>) -> Result<()> {
+        if let Some(grace) = grace {
+            self.count();
+            let opts = StopContainerOptionsBuilder::default()
+                .t(grace.as_secs() as i32)
+                .build();
+            match self.docker.stop_container(container, Some(opts)).await {
+                Ok(()) => {}
+                Err(e) if matches!(status_code(&e), Some(304) | Some(404)) => {}
+                Err(e) => return Err(self.api_error(&format!("stopping {container}"), e)),
+            }
+        }
+        self.count();
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        match self.docker.remove_container(container, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            // "removal already in progress" is the outcome we want too.
+            Err(e) if status_code(&e) == Some(409) => Ok(()),
+            Err(e) => Err(self.api_error(&format!("removing {container}"), e)),
+        }
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.count();
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.api_error(&format!("removing volume {name}"), e)),
+        }
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        self.count();
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.api_error(&format!("removing network {name}"), e)),
+        }
+    }
+
+    async fn live_status(&self, container: &str) -> Result<LiveStatus> {
+        self.count();
+        let info = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| self.api_error(&format!("inspecting {container}"), e))?;
+        let state = info.state.unwrap_or_default();
+        let run = match state.status {
+            Some(ContainerStateStatusEnum::CREATED) => RunState::Created,
+            Some(ContainerStateStatusEnum::RUNNING) => RunState::Running,
+            Some(ContainerStateStatusEnum::RESTARTING) => RunState::Restarting,
+            Some(ContainerStateStatusEnum::PAUSED) => RunState::Paused,
+            Some(ContainerStateStatusEnum::EXITED) => RunState::Exited,
+            Some(ContainerStateStatusEnum::DEAD) => RunState::Dead,
+            Some(ContainerStateStatusEnum::REMOVING) => RunState::Removing,
+            _ => RunState::Unknown,
+        };
+        let health = state.health.and_then(|h| h.status).and_then(|s| match s {
+            HealthStatusEnum::HEALTHY => Some("healthy".to_string()),
+            HealthStatusEnum::UNHEALTHY => Some("unhealthy".to_string()),
+            HealthStatusEnum::STARTING => Some("starting".to_string()),
+            _ => None,
+        });
+        Ok(LiveStatus {
+            state: run,
+            health,
+            exit_code: state.exit_code,
+        })
+    }
+
+    async fn logs_tail(&self, container: &str, lines: usize) -> String {
+        self.count();
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(container, Some(opts));
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_read_from_status_text() {
+        assert_eq!(
+            health_from_status("Up 2 seconds (healthy)").as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)").as_deref(),
+            Some("starting")
+        );
+        assert_eq!(
+            health_from_status("Up 5 minutes (unhealthy)").as_deref(),
+            Some("unhealthy")
+        );
+        assert_eq!(health_from_status("Up 5 minutes"), None);
+    }
+}

@@ -1,0 +1,169 @@
+//! The backend seam. The reconciler speaks only this interface; local Docker
+//! implements it today, remote Docker over SSH and a Kubernetes namespace are
+//! meant to implement it next. A backend stores the identity of every object
+//! it creates in labels (see [`labels`]) so that observing is a pure read.
+
+pub mod docker;
+
+use crate::config::ServiceSpec;
+use crate::error::Result;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub mod labels {
+    pub const REPO: &str = "dev.aether.repo";
+    pub const WORKSPACE: &str = "dev.aether.workspace";
+    pub const SERVICE: &str = "dev.aether.service";
+    pub const CONFIG_HASH: &str = "dev.aether.config-hash";
+    /// `5432=49152,8080=49153`: the published ports, readable from a list call.
+    pub const PORTS: &str = "dev.aether.ports";
+    pub const VOLUME: &str = "dev.aether.volume";
+    /// Comma-separated `key=value` labels added to every object (CI sweeping).
+    pub const EXTRA_ENV: &str = "AETHER_EXTRA_LABELS";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Created,
+    Running,
+    Restarting,
+    Paused,
+    Exited,
+    Dead,
+    Removing,
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub name: String,
+    pub workspace: String,
+    pub service: String,
+    pub config_hash: String,
+    pub state: RunState,
+    /// `healthy`, `unhealthy`, `starting`, or `None` without a healthcheck.
+    pub health: Option<String>,
+    /// container port → host port, from the ports label.
+    pub ports: BTreeMap<u16, u16>,
+}
+
+/// A network or volume. `service` and `volume` are empty for networks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedObject {
+    pub name: String,
+    pub workspace: String,
+    pub service: String,
+    pub volume: String,
+}
+
+/// Everything of one repo that a backend holds, found by label.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub containers: Vec<ObservedContainer>,
+    pub networks: Vec<ObservedObject>,
+    pub volumes: Vec<ObservedObject>,
+}
+
+/// What the reconciler asks a backend to run.
+#[derive(Debug, Clone)]
+pub struct ContainerRequest {
+    pub workspace: String,
+    pub service: String,
+    pub spec: ServiceSpec,
+    /// container port → host port
+    pub ports: BTreeMap<u16, u16>,
+}
+
+/// Why a start failed, as far as the reconciler needs to know.
+#[derive(Debug)]
+pub enum StartError {
+    /// The host port was taken between picking and binding: pick again.
+    PortTaken(String),
+    Other(crate::error::CommandError),
+}
+
+impl From<crate::error::CommandError> for StartError {
+    fn from(e: crate::error::CommandError) -> Self {
+        StartError::Other(e)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveStatus {
+    pub state: RunState,
+    pub health: Option<String>,
+    pub exit_code: Option<i64>,
+}
+
+/// Implemented by each place Aether can run services.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// Stable name reported as `backend` in JSON.
+    fn kind(&self) -> &'static str;
+    /// Host that clients use to reach published ports.
+    fn client_host(&self) -> &str;
+    /// The name the backend gives a service's container.
+    fn container_name(&self, workspace: &str, service: &str) -> String;
+    /// All objects of the repo, or of one workspace: one list per object kind.
+    async fn observe(&self, workspace: Option<&str>) -> Result<Observed>;
+    async fn ensure_image(&self, image: &str) -> Result<()>;
+    async fn ensure_network(&self, workspace: &str) -> Result<()>;
+    async fn ensure_volume(&self, workspace: &str, service: &str, volume: &str) -> Result<()>;
+    /// Creates and starts the container; on `PortTaken` nothing is left behind.
+    async fn create_and_start(&self, req: &ContainerRequest) -> Result<(), StartError>;
+    async fn start(&self, container: &str) -> Result<(), StartError>;
+    /// Stops gracefully within `grace` (kills at once when `None`) and removes.
+    async fn remove_container(&self, container: &str, grace: Option<Duration>) -> Result<()>;
+    async fn remove_volume(&self, name: &str) -> Result<()>;
+    async fn remove_network(&self, name: &str) -> Result<()>;
+    async fn live_status(&self, container: &str) -> Result<LiveStatus>;
+    async fn logs_tail(&self, container: &str, lines: usize) -> String;
+}
+
+/// Parses the ports label: `5432=49152,80=49153`.
+pub fn parse_ports_label(text: &str) -> BTreeMap<u16, u16> {
+    text.split(',')
+        .filter_map(|pair| {
+            let (c, h) = pair.split_once('=')?;
+            Some((c.trim().parse().ok()?, h.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn format_ports_label(ports: &BTreeMap<u16, u16>) -> String {
+    ports
+        .iter()
+        .map(|(c, h)| format!("{c}={h}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Extra labels from `$AETHER_EXTRA_LABELS`, never overriding Aether's own.
+pub fn extra_labels() -> Vec<(String, String)> {
+    std::env::var(labels::EXTRA_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            let k = k.trim();
+            (!k.is_empty() && !k.starts_with("dev.aether."))
+                .then(|| (k.to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_label_round_trips() {
+        let ports = BTreeMap::from([(5432, 49152), (80, 1080)]);
+        assert_eq!(parse_ports_label(&format_ports_label(&ports)), ports);
+        assert!(parse_ports_label("").is_empty());
+        assert_eq!(parse_ports_label("1=2,junk,3=x").len(), 1);
+    }
+}

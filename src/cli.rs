@@ -1,0 +1,137 @@
+//! Command-line definitions and the routing rule between Aether and jj.
+
+use crate::commands::{init, reconcile, run, status, workspace};
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// jj, with an isolated container environment for every workspace.
+///
+/// `ajj` is a superset of jj: the commands below are Aether's, and every
+/// other command (`ajj log`, `ajj st`, `ajj git push`, ...) runs jj itself.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ajj",
+    version,
+    after_help = "Every other command is passed to jj unchanged: see `jj help`."
+)]
+pub struct Cli {
+    /// Path to a jj workspace to operate on, as jj's -R (default: the current directory)
+    #[arg(short = 'R', long = "repository", global = true, value_name = "PATH")]
+    pub repository: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Add or forget workspaces together with their environments
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    Run(run::Args),
+    Status(status::Args),
+    Reconcile(reconcile::Args),
+    Init(init::Args),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkspaceCommand {
+    Add(workspace::add::Args),
+    Forget(workspace::forget::Args),
+}
+
+/// jj's global options that take a value, so routing can skip past them.
+const JJ_OPTIONS_WITH_VALUE: &[&str] = &[
+    "-R",
+    "--repository",
+    "--at-op",
+    "--at-operation",
+    "--color",
+    "--config",
+    "--config-toml",
+    "--config-file",
+];
+
+/// Whether argv (without argv[0]) names one of Aether's commands. Pure and
+/// allocation-light: it runs before every pass-through exec.
+pub fn routes_to_aether(args: &[OsString]) -> bool {
+    let mut positionals = Vec::with_capacity(2);
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let Some(arg) = arg.to_str() else {
+            return false;
+        };
+        if arg == "--" {
+            break;
+        }
+        if arg.starts_with('-') {
+            if positionals.is_empty() && matches!(arg, "-h" | "--help" | "-V" | "--version") {
+                return true;
+            }
+            if JJ_OPTIONS_WITH_VALUE.contains(&arg) {
+                iter.next();
+            }
+            continue;
+        }
+        positionals.push(arg);
+        if positionals.len() == 2 || !matches!(positionals[0], "workspace") {
+            break;
+        }
+    }
+    match positionals.as_slice() {
+        ["run" | "status" | "reconcile" | "init", ..] => true,
+        ["workspace", "add" | "forget"] => true,
+        _ => false,
+    }
+}
+
+/// `--json` anywhere before `--` (after it, the arguments belong to `ajj run`'s command).
+pub fn wants_json(args: &[OsString]) -> bool {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(line: &str) -> bool {
+        let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+        routes_to_aether(&args)
+    }
+
+    #[test]
+    fn routing() {
+        assert!(routes("workspace add ../x"));
+        assert!(routes("-R /r workspace forget a"));
+        assert!(routes("workspace --json add ../x"));
+        assert!(routes("run -- cargo test"));
+        assert!(routes("status --json"));
+        assert!(routes("reconcile --dry-run"));
+        assert!(routes("--help"));
+        assert!(!routes(""));
+        assert!(!routes("log"));
+        assert!(!routes("st"));
+        assert!(!routes("log --help"));
+        assert!(!routes("workspace list"));
+        assert!(!routes("workspace"));
+        assert!(!routes("--color never log"));
+        assert!(!routes("git push"));
+        assert!(!routes("-R workspace log"));
+    }
+
+    #[test]
+    fn json_flag_stops_at_double_dash() {
+        let a = |s: &str| s.split_whitespace().map(OsString::from).collect::<Vec<_>>();
+        assert!(wants_json(&a("status --json")));
+        assert!(!wants_json(&a("run -- tool --json")));
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,95 @@
+//! `ajj init`: a starter aether.toml, and `.env` kept out of commits.
+
+use crate::commands::{self, print_json};
+use crate::config;
+use crate::envfile;
+use crate::error::{CommandError, ErrorCode, Result};
+use crate::state::write_atomic;
+use serde_json::json;
+use std::path::Path;
+
+const STARTER: &str = r#"# Services for this workspace: every jj workspace gets its own copy of each,
+# on free ports of 127.0.0.1, with the connection details written to .env.
+# See aether.toml.example for every key. Uncomment and adjust:
+
+# [services.db]
+# image = "postgres:16"
+# ports = [5432]
+# env = { POSTGRES_PASSWORD = "pass" }
+# volumes = { data = "/var/lib/postgresql/data" }
+# healthcheck = { command = ["pg_isready", "-U", "postgres"], interval = "500ms" }
+# connection_string = "postgres://postgres:pass@{host}:{port}/postgres"
+#
+# [env]
+# DATABASE_URL = "{db.url}"
+"#;
+
+/// Write a starter aether.toml and make sure .env is ignored
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Overwrite an existing aether.toml
+    #[arg(long)]
+    pub force: bool,
+    /// Print one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
+    let ctx = commands::discover(repo)?;
+    let root = &ctx.workspace_root;
+    let config_path = config::config_path(root);
+    let wrote_config = if config_path.exists() && !args.force {
+        false
+    } else {
+        write_atomic(&config_path, STARTER.as_bytes(), 0o644)?;
+        true
+    };
+
+    let mut ignored_now = false;
+    if !envfile::is_ignored(root) {
+        let gitignore = root.join(".gitignore");
+        let mut text = match std::fs::read_to_string(&gitignore) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(CommandError::io(gitignore.display(), e)),
+        };
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str("# Aether writes service credentials here\n.env\n");
+        write_atomic(&gitignore, text.as_bytes(), 0o644)?;
+        ignored_now = true;
+        if !envfile::is_ignored(root) {
+            return Err(CommandError::new(
+                ErrorCode::EnvFile,
+                "added .env to .gitignore but it is still not ignored",
+            )
+            .hint("a negation rule (`!.env`) in .gitignore re-includes it; remove that rule"));
+        }
+    }
+
+    if args.json {
+        print_json(&json!({
+            "schema_version": crate::report::SCHEMA_VERSION,
+            "config": config_path.display().to_string(),
+            "wrote_config": wrote_config,
+            "added_env_to_gitignore": ignored_now,
+        }));
+    } else {
+        if wrote_config {
+            println!("Wrote {}", config_path.display());
+        } else {
+            println!(
+                "Kept the existing {} (--force overwrites it)",
+                config_path.display()
+            );
+        }
+        if ignored_now {
+            println!("Added .env to {}", root.join(".gitignore").display());
+        } else {
+            println!(".env is already ignored");
+        }
+    }
+    Ok(0)
+}

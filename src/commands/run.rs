@@ -1,0 +1,115 @@
+//! `ajj run -- cmd args…`: the command, with the workspace's `.env` laid over
+//! the inherited environment. No shell, no runtime, no Docker connection:
+//! the variables are already in `.env`, so this costs a file read.
+
+use crate::commands;
+use crate::envfile;
+use crate::error::{CommandError, ErrorCode, Result};
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Run a command with the workspace's variables loaded
+///
+/// Reads the workspace's .env (Aether's block and your own lines), runs the
+/// command without a shell, forwards SIGINT and SIGTERM to it and exits with
+/// its exit code (128+N if it was killed by signal N).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The command and its arguments (write them after `--`)
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<OsString>,
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Forwards a signal that another process sent us. One that came from the
+/// terminal (Ctrl-C) already reached the child, which shares our process
+/// group; sending it again would make it look like a double Ctrl-C.
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let child = CHILD.load(Ordering::SeqCst);
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let from_kernel = unsafe { (*info).si_code } == libc::SI_KERNEL;
+    if child > 0 && !from_kernel {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(child, sig) };
+    }
+}
+
+fn install_forwarding() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: a zeroed sigaction with a valid handler and SA_SIGINFO is well-formed.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = forward as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The nearest directory at or above `start` holding `.jj/`.
+fn workspace_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|d| d.join(".jj").is_dir())
+        .map(Path::to_path_buf)
+}
+
+pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
+    let start = match repo {
+        Some(r) => r.to_path_buf(),
+        None => commands::current_dir()?,
+    };
+    let root = workspace_root(&start).ok_or_else(|| {
+        CommandError::new(
+            ErrorCode::NotInWorkspace,
+            format!("{} is not inside a jj workspace", start.display()),
+        )
+        .hint("cd into a workspace made by `ajj workspace add`, or pass -R <path>")
+    })?;
+    let vars = envfile::read_all(&root)?;
+    if vars.is_empty() && !root.join(envfile::FILE_NAME).exists() {
+        eprintln!(
+            "warning: {} has no .env; run `ajj reconcile` to write it",
+            root.display()
+        );
+    }
+
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let mut cmd = Command::new(program);
+    cmd.args(rest).envs(vars);
+    install_forwarding();
+    let mut child = cmd.spawn().map_err(|e| {
+        let code = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            126
+        } else {
+            127
+        };
+        let mut err = CommandError::new(
+            ErrorCode::CommandNotFound,
+            format!("cannot run {}: {e}", program.to_string_lossy()),
+        )
+        .hint("check the command name and PATH")
+        .detail("command", program.to_string_lossy());
+        if code == 126 {
+            err = err.detail("exit_code", 126);
+        }
+        err
+    })?;
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    let status = child
+        .wait()
+        .map_err(|e| CommandError::io("waiting for the command", e))?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

@@ -1,0 +1,186 @@
+//! `ajj workspace add`: `jj workspace add`, then the workspace's environment.
+
+use crate::backend::Backend;
+use crate::commands::{self, print_json};
+use crate::config;
+use crate::envfile;
+use crate::error::{CommandError, ErrorCode, Result};
+use crate::jj;
+use crate::reconcile::{self, apply::Applier, desired::DesiredWorkspace};
+use crate::report;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+/// Add a workspace and provision its environment
+///
+/// Runs `jj workspace add`, starts the services of the new workspace's
+/// aether.toml, waits until they are ready and writes their connection
+/// details into the workspace's .env.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where to create the new workspace
+    pub destination: PathBuf,
+    /// Name of the workspace (default: the destination's last path component)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Parent revision(s) of the new working-copy commit (passed to jj)
+    #[arg(short = 'r', long = "revision", value_name = "REVSETS")]
+    pub revision: Vec<String>,
+    /// How to set sparse patterns: copy, full or empty (passed to jj)
+    #[arg(long, value_name = "MODE")]
+    pub sparse_patterns: Option<String>,
+    /// Print one JSON object on stdout; progress goes to stderr
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `a/./b/../c` → `a/c`, without touching the filesystem (the path does not exist yet).
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
+    let ctx = commands::discover(repo)?;
+    let cwd = commands::current_dir()?;
+    let dest = normalise(&cwd.join(&args.destination));
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                CommandError::new(
+                    ErrorCode::Usage,
+                    "the destination has no final path component to name the workspace",
+                )
+                .hint("pass --name")
+            })?,
+    };
+    let dest_existed = dest.exists();
+
+    let _lock = crate::repo::lock_workspace(&ctx, &name)?;
+    let backend = commands::backend(&ctx)?;
+    commands::block_on(async {
+        // Docker first: if it is down, fail before jj changes anything.
+        let observed = backend.observe(Some(&name)).await?;
+
+        let mut jj_args: Vec<OsString> = Vec::new();
+        if let Some(r) = repo {
+            jj_args.extend(["-R".into(), r.as_os_str().to_owned()]);
+        }
+        jj_args.extend([
+            "workspace".into(),
+            "add".into(),
+            dest.clone().into_os_string(),
+            "--name".into(),
+            name.clone().into(),
+        ]);
+        for r in &args.revision {
+            jj_args.extend(["-r".into(), r.into()]);
+        }
+        if let Some(mode) = &args.sparse_patterns {
+            jj_args.extend(["--sparse-patterns".into(), mode.into()]);
+        }
+        jj::run_visible(&jj_args, &cwd, args.json, "workspace add")?;
+
+        let entries = jj::list_workspaces(&ctx.workspace_root)?;
+        let root = entries
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.root.clone())
+            .ok_or_else(|| {
+                CommandError::new(
+                    ErrorCode::JjFailed,
+                    format!("jj did not list workspace {name:?} after adding it"),
+                )
+            })?;
+
+        // The new workspace's own aether.toml decides. If it is invalid the
+        // workspace is undone, so a bad config leaves nothing behind.
+        let config = match config::load_from_root(&root) {
+            Ok(c) => c,
+            Err(e) => {
+                rollback(&ctx.workspace_root, &name, &root, dest_existed);
+                return Err(e.detail("rolled_back", true).hint(format!(
+                    "fix aether.toml in the revision you add the workspace from, then run `ajj workspace add` again (the jj workspace {name:?} was forgotten again)"
+                )));
+            }
+        };
+        let desired = DesiredWorkspace {
+            root: root.clone(),
+            config,
+        };
+        let applier = Applier::new(&backend, &ctx, true);
+        let settled = reconcile::converge_workspace(&applier, &name, Some(&desired), Some(observed))
+            .await
+            .map_err(|e| {
+                let hint = e.hint.clone().unwrap_or_default();
+                e.hint(format!("{hint}; the jj workspace exists: once fixed, run `ajj reconcile` to finish its environment"))
+            })?;
+
+        let mut warnings = applier.warnings.lock().unwrap().clone();
+        if !desired.config.services.is_empty() && !envfile::is_ignored(&root) {
+            let w = format!(
+                "{} is not ignored, so jj will snapshot your service credentials into a commit; add `.env` to .gitignore (`ajj init` does it)",
+                root.join(envfile::FILE_NAME).display()
+            );
+            eprintln!("warning: {w}");
+            warnings.push(w);
+        }
+        let r = report::workspace_report(
+            &name,
+            &root,
+            &desired.config,
+            &settled.observed,
+            &settled.ports,
+            backend.kind(),
+            backend.client_host(),
+            warnings,
+        );
+        if args.json {
+            print_json(&r);
+        } else {
+            report::print_human(&r);
+            if settled.env_written {
+                println!("Wrote {}", r.env_file);
+            }
+        }
+        Ok(0)
+    })
+}
+
+/// Undoes a `jj workspace add`: forget it and remove the directory jj made.
+fn rollback(repo_root: &Path, name: &str, root: &Path, dest_existed: bool) {
+    let _ = jj::command()
+        .args(["workspace", "forget", name])
+        .current_dir(repo_root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if dest_existed {
+        // jj only adds into an empty directory: empty it again.
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for entry in entries.flatten() {
+                let p = entry.path();
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
+    } else {
+        let _ = std::fs::remove_dir_all(root);
+    }
+}

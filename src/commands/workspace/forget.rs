@@ -1,0 +1,118 @@
+//! `ajj workspace forget`: `jj workspace forget`, then every container,
+//! volume and network of those workspaces, at once.
+
+use crate::backend::Backend;
+use crate::commands::{self, print_json};
+use crate::envfile;
+use crate::error::{CommandError, ErrorCode, Result};
+use crate::jj;
+use crate::reconcile::{self, apply::Applier, plan::Action};
+use crate::report::SCHEMA_VERSION;
+use serde_json::json;
+use std::ffi::OsString;
+use std::path::Path;
+
+/// Forget workspaces and remove their containers, volumes and network
+///
+/// The workspace directories stay on disk, as with `jj workspace forget`;
+/// Aether's block is removed from their .env.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Names of the workspaces to forget (default: the current one)
+    pub workspaces: Vec<String>,
+    /// Print one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
+    let ctx = commands::discover(repo)?;
+    let entries = jj::list_workspaces(&ctx.workspace_root)?;
+    let mut names = if args.workspaces.is_empty() {
+        vec![commands::current_workspace(&ctx, &entries)?]
+    } else {
+        args.workspaces.clone()
+    };
+    names.sort();
+    names.dedup();
+    for n in &names {
+        if !entries.iter().any(|e| &e.name == n) {
+            let known: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            return Err(CommandError::new(
+                ErrorCode::WorkspaceNotFound,
+                format!("no workspace named {n:?}"),
+            )
+            .hint(format!("known workspaces: {}", known.join(", ")))
+            .detail("workspace", n));
+        }
+    }
+    // Sorted, so two forgets of overlapping sets cannot deadlock.
+    let _locks = names
+        .iter()
+        .map(|n| crate::repo::lock_workspace(&ctx, n))
+        .collect::<Result<Vec<_>>>()?;
+    let backend = commands::backend(&ctx)?;
+    commands::block_on(async {
+        // Docker first: forgetting in jj but leaving containers would be half a job.
+        backend.observe(None).await?;
+        let mut jj_args: Vec<OsString> = vec!["workspace".into(), "forget".into()];
+        jj_args.extend(names.iter().map(OsString::from));
+        jj::run_visible(&jj_args, &ctx.workspace_root, args.json, "workspace forget")?;
+
+        let applier = Applier::new(&backend, &ctx, !args.json);
+        let jobs = names
+            .iter()
+            .map(|n| reconcile::converge_workspace(&applier, n, None, None));
+        let results = futures_util::future::join_all(jobs).await;
+        let mut forgotten = Vec::new();
+        let mut first_error = None;
+        for (name, result) in names.iter().zip(results) {
+            let root = entries
+                .iter()
+                .find(|e| &e.name == name)
+                .and_then(|e| e.root.clone());
+            if let Some(root) = &root {
+                // The directory stays, but its variables would now point nowhere.
+                if let Err(e) = envfile::clear(root) {
+                    first_error.get_or_insert(e);
+                }
+            }
+            match result {
+                Ok(settled) => {
+                    let removed = |f: fn(&Action) -> Option<&String>| {
+                        settled
+                            .actions
+                            .iter()
+                            .filter_map(f)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    };
+                    forgotten.push(json!({
+                        "name": name,
+                        "workspace_root": root.map(|r| r.display().to_string()),
+                        "removed": {
+                            "containers": removed(|a| match a { Action::RemoveContainer { container, .. } => Some(container), _ => None }),
+                            "volumes": removed(|a| match a { Action::RemoveVolume { volume, .. } => Some(volume), _ => None }),
+                            "networks": removed(|a| match a { Action::RemoveNetwork { network, .. } => Some(network), _ => None }),
+                        }
+                    }));
+                    if !args.json {
+                        println!("Forgot {name}: removed {} object(s)", settled.actions.len());
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e.hint("jj has forgotten the workspace; run `ajj reconcile` to finish removing its resources"));
+        }
+        if args.json {
+            print_json(
+                &json!({ "schema_version": SCHEMA_VERSION, "backend": backend.kind(), "forgotten": forgotten }),
+            );
+        }
+        Ok(0)
+    })
+}

@@ -1,0 +1,678 @@
+//! `aether.toml`: parsing, validation and the normalised service spec whose
+//! hash decides drift. Every error names the file, line, column and key.
+
+use crate::error::{CommandError, ErrorCode, Result};
+use crate::template::{self, Piece};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+pub const FILE_NAME: &str = "aether.toml";
+
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub services: BTreeMap<String, Service>,
+    /// User-named variables (`[env]`), as parsed templates.
+    pub env: BTreeMap<String, Vec<Piece>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub spec: ServiceSpec,
+    pub connection_string: Option<Vec<Piece>>,
+    pub ready_timeout: Duration,
+}
+
+/// Everything that shapes the container. Its hash is the drift detector, so
+/// it holds no host ports (those are sticky, not desired) and no templates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceSpec {
+    pub image: String,
+    pub ports: Vec<u16>,
+    pub env: BTreeMap<String, String>,
+    pub command: Option<Vec<String>>,
+    pub volumes: BTreeMap<String, String>,
+    pub healthcheck: Option<Healthcheck>,
+    pub stop_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Healthcheck {
+    pub command: Vec<String>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub start_period_ms: u64,
+}
+
+impl ServiceSpec {
+    /// sha256 over the canonical JSON of the spec, with ports sorted so that
+    /// reordering them is not mistaken for drift.
+    pub fn config_hash(&self) -> String {
+        let mut normalised = self.clone();
+        normalised.ports.sort_unstable();
+        let bytes = serde_json::to_vec(&normalised).expect("spec serialises");
+        hex(&Sha256::digest(bytes))
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Name of the environment variable prefix for a service: `my-db` → `MY_DB`.
+pub fn var_prefix(service: &str) -> String {
+    service
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+// ---- raw, as written by the user ------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    services: BTreeMap<String, Spanned<RawService>>,
+    #[serde(default)]
+    env: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    image: Spanned<String>,
+    #[serde(default)]
+    ports: Vec<Spanned<u16>>,
+    #[serde(default)]
+    env: BTreeMap<String, Scalar>,
+    command: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    volumes: BTreeMap<String, Spanned<String>>,
+    healthcheck: Option<Spanned<RawHealthcheck>>,
+    connection_string: Option<Spanned<String>>,
+    ready_timeout: Option<Spanned<String>>,
+    stop_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealthcheck {
+    command: Spanned<Vec<String>>,
+    interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    retries: Option<u32>,
+    start_period: Option<Spanned<String>>,
+}
+
+/// Container environment values may be written as numbers or booleans too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn into_string(self) -> String {
+        match self {
+            Scalar::String(s) => s,
+            Scalar::Integer(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+// ---- loading ----------------------------------------------------------------
+
+/// Loads `aether.toml` from a workspace root. A missing file is an empty config.
+pub fn load_from_root(root: &Path) -> Result<Config> {
+    let path = root.join(FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&text, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(e) => Err(CommandError::new(
+            ErrorCode::ConfigInvalid,
+            format!("cannot read {}: {e}", path.display()),
+        )
+        .detail("file", path.display().to_string())),
+    }
+}
+
+struct Located<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Located<'_> {
+    fn error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: &str,
+        message: &str,
+    ) -> CommandError {
+        let (line, column) = span.map(|s| line_col(self.text, s.start)).unwrap_or((0, 0));
+        let location = if line > 0 {
+            format!("{}:{line}:{column}", self.path.display())
+        } else {
+            self.path.display().to_string()
+        };
+        let keyed = if key.is_empty() || key == "." {
+            String::new()
+        } else {
+            format!("`{key}`: ")
+        };
+        CommandError::new(
+            ErrorCode::ConfigInvalid,
+            format!("{location}: {keyed}{message}"),
+        )
+        .hint(format!(
+            "fix {} (see aether.toml.example for every key)",
+            self.path.display()
+        ))
+        .detail("file", self.path.display().to_string())
+        .detail("line", line)
+        .detail("column", column)
+        .detail("key", key)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, column)
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Config> {
+    let loc = Located { text, path };
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|e| loc.error(e.span(), "", e.message().trim()))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        // Spanned<T> shows up as a private field in the path; users never wrote it.
+        let key = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
+        let inner = e.into_inner();
+        loc.error(inner.span(), &key, inner.message().trim())
+    })?;
+    validate(raw, &loc)
+}
+
+fn duration(
+    loc: &Located,
+    key: &str,
+    raw: &Option<Spanned<String>>,
+    default: Duration,
+) -> Result<Duration> {
+    match raw {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
+            loc.error(
+                Some(s.span()),
+                key,
+                &format!(
+                    "invalid duration {:?} ({e}); write e.g. \"500ms\", \"2s\", \"1m\"",
+                    s.get_ref()
+                ),
+            )
+        }),
+    }
+}
+
+fn valid_service_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 40
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn valid_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn validate(raw: RawConfig, loc: &Located) -> Result<Config> {
+    let mut services = BTreeMap::new();
+    let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
+
+    for (name, svc) in raw.services {
+        let name_span = svc.span();
+        let key = format!("services.{name}");
+        if !valid_service_name(&name) {
+            return Err(loc.error(
+                Some(name_span),
+                &key,
+                "service names are 1-40 characters of a-z, 0-9, '-' and '_', starting with a letter or digit",
+            ));
+        }
+        if let Some(other) = prefixes.insert(var_prefix(&name), name.clone()) {
+            return Err(loc.error(
+                Some(name_span),
+                &key,
+                &format!(
+                    "services `{other}` and `{name}` would both write {}_* variables",
+                    var_prefix(&name)
+                ),
+            ));
+        }
+        let svc = svc.into_inner();
+
+        let image = svc.image.get_ref().trim().to_string();
+        if image.is_empty() {
+            return Err(loc.error(
+                Some(svc.image.span()),
+                &format!("{key}.image"),
+                "image must not be empty",
+            ));
+        }
+
+        let mut ports = Vec::new();
+        for (i, port) in svc.ports.iter().enumerate() {
+            let p = *port.get_ref();
+            let pkey = format!("{key}.ports[{i}]");
+            if p == 0 {
+                return Err(loc.error(
+                    Some(port.span()),
+                    &pkey,
+                    "port must be between 1 and 65535",
+                ));
+            }
+            if ports.contains(&p) {
+                return Err(loc.error(
+                    Some(port.span()),
+                    &pkey,
+                    &format!("port {p} is listed twice"),
+                ));
+            }
+            ports.push(p);
+        }
+
+        let command = match svc.command {
+            Some(c) if c.get_ref().is_empty() => {
+                return Err(loc.error(
+                    Some(c.span()),
+                    &format!("{key}.command"),
+                    "command must not be empty; omit it to use the image's default",
+                ));
+            }
+            Some(c) => Some(c.into_inner()),
+            None => None,
+        };
+
+        let mut volumes = BTreeMap::new();
+        for (vname, target) in svc.volumes {
+            let vkey = format!("{key}.volumes.{vname}");
+            if !valid_service_name(&vname) {
+                return Err(loc.error(
+                    Some(target.span()),
+                    &vkey,
+                    "volume names are 1-40 characters of a-z, 0-9, '-' and '_'",
+                ));
+            }
+            if !target.get_ref().starts_with('/') {
+                return Err(loc.error(
+                    Some(target.span()),
+                    &vkey,
+                    "the mount path inside the container must be absolute",
+                ));
+            }
+            volumes.insert(vname, target.into_inner());
+        }
+
+        let healthcheck = match svc.healthcheck {
+            None => None,
+            Some(hc) => {
+                let hkey = format!("{key}.healthcheck");
+                let hc_inner = hc.into_inner();
+                if hc_inner.command.get_ref().is_empty() {
+                    return Err(loc.error(
+                        Some(hc_inner.command.span()),
+                        &format!("{hkey}.command"),
+                        "healthcheck command must not be empty",
+                    ));
+                }
+                let interval = duration(
+                    loc,
+                    &format!("{hkey}.interval"),
+                    &hc_inner.interval,
+                    Duration::from_secs(1),
+                )?;
+                let timeout = duration(
+                    loc,
+                    &format!("{hkey}.timeout"),
+                    &hc_inner.timeout,
+                    Duration::from_secs(5),
+                )?;
+                let start_period = duration(
+                    loc,
+                    &format!("{hkey}.start_period"),
+                    &hc_inner.start_period,
+                    Duration::ZERO,
+                )?;
+                for (field, d, span) in [
+                    (
+                        "interval",
+                        interval,
+                        hc_inner.interval.as_ref().map(|s| s.span()),
+                    ),
+                    (
+                        "timeout",
+                        timeout,
+                        hc_inner.timeout.as_ref().map(|s| s.span()),
+                    ),
+                ] {
+                    if d < Duration::from_millis(1) {
+                        return Err(loc.error(
+                            span,
+                            &format!("{hkey}.{field}"),
+                            "must be at least 1ms",
+                        ));
+                    }
+                }
+                Some(Healthcheck {
+                    command: hc_inner.command.into_inner(),
+                    interval_ms: interval.as_millis() as u64,
+                    timeout_ms: timeout.as_millis() as u64,
+                    retries: hc_inner.retries.unwrap_or(60),
+                    start_period_ms: start_period.as_millis() as u64,
+                })
+            }
+        };
+
+        let connection_string = match &svc.connection_string {
+            None => None,
+            Some(cs) => {
+                let ckey = format!("{key}.connection_string");
+                let pieces = template::parse(cs.get_ref())
+                    .map_err(|e| loc.error(Some(cs.span()), &ckey, &e))?;
+                for var in template::vars(&pieces) {
+                    if let Err(e) = check_service_placeholder(var, &ports) {
+                        return Err(loc.error(Some(cs.span()), &ckey, &e));
+                    }
+                }
+                Some(pieces)
+            }
+        };
+
+        let ready_timeout = duration(
+            loc,
+            &format!("{key}.ready_timeout"),
+            &svc.ready_timeout,
+            DEFAULT_READY_TIMEOUT,
+        )?;
+        let stop_timeout = duration(
+            loc,
+            &format!("{key}.stop_timeout"),
+            &svc.stop_timeout,
+            DEFAULT_STOP_TIMEOUT,
+        )?;
+
+        services.insert(
+            name.clone(),
+            Service {
+                name,
+                spec: ServiceSpec {
+                    image,
+                    ports,
+                    env: svc
+                        .env
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_string()))
+                        .collect(),
+                    command,
+                    volumes,
+                    healthcheck,
+                    stop_timeout_secs: stop_timeout.as_secs(),
+                },
+                connection_string,
+                ready_timeout,
+            },
+        );
+    }
+
+    let generated: BTreeSet<String> = services.values().flat_map(generated_var_names).collect();
+    let mut env = BTreeMap::new();
+    for (name, value) in raw.env {
+        let key = format!("env.{name}");
+        if !valid_var_name(&name) {
+            return Err(loc.error(
+                Some(value.span()),
+                &key,
+                "variable names are letters, digits and '_', not starting with a digit",
+            ));
+        }
+        if generated.contains(&name) {
+            return Err(loc.error(
+                Some(value.span()),
+                &key,
+                "this variable is already written for a service; pick another name",
+            ));
+        }
+        let pieces = template::parse(value.get_ref())
+            .map_err(|e| loc.error(Some(value.span()), &key, &e))?;
+        for var in template::vars(&pieces) {
+            if let Err(e) = check_global_placeholder(var, &services) {
+                return Err(loc.error(Some(value.span()), &key, &e));
+            }
+        }
+        env.insert(name, pieces);
+    }
+
+    Ok(Config { services, env })
+}
+
+/// The variables Aether writes for a service (names only).
+pub fn generated_var_names(svc: &Service) -> Vec<String> {
+    let prefix = var_prefix(&svc.name);
+    let mut names = Vec::new();
+    if !svc.spec.ports.is_empty() {
+        names.push(format!("{prefix}_HOST"));
+        names.push(format!("{prefix}_PORT"));
+    }
+    if svc.spec.ports.len() > 1 {
+        names.extend(svc.spec.ports.iter().map(|p| format!("{prefix}_PORT_{p}")));
+    }
+    if svc.connection_string.is_some() {
+        names.push(format!("{prefix}_URL"));
+    }
+    names
+}
+
+const SERVICE_PLACEHOLDERS: &str =
+    "{host}, {port}, {port.<container port>}, {service}, {workspace}";
+
+fn check_service_placeholder(var: &str, ports: &[u16]) -> Result<(), String> {
+    match var {
+        "host" | "service" | "workspace" => Ok(()),
+        "port" if !ports.is_empty() => Ok(()),
+        "port" => Err("`{port}` needs at least one entry in `ports`".into()),
+        _ => match var.strip_prefix("port.").map(str::parse::<u16>) {
+            Some(Ok(p)) if ports.contains(&p) => Ok(()),
+            Some(_) => Err(format!("`{{{var}}}` names a port that is not in `ports`")),
+            None => Err(format!(
+                "unknown placeholder `{{{var}}}`; use {SERVICE_PLACEHOLDERS}"
+            )),
+        },
+    }
+}
+
+fn check_global_placeholder(var: &str, services: &BTreeMap<String, Service>) -> Result<(), String> {
+    if var == "workspace" {
+        return Ok(());
+    }
+    let usage = "use {workspace} or {<service>.host}, {<service>.port}, {<service>.port.<container port>}, {<service>.url}";
+    let Some((svc_name, field)) = var.split_once('.') else {
+        return Err(format!("unknown placeholder `{{{var}}}`; {usage}"));
+    };
+    let Some(svc) = services.get(svc_name) else {
+        return Err(format!(
+            "`{{{var}}}` names service `{svc_name}`, which is not declared"
+        ));
+    };
+    match field {
+        "url" if svc.connection_string.is_some() => Ok(()),
+        "url" => Err(format!(
+            "`{{{var}}}` needs `services.{svc_name}.connection_string`"
+        )),
+        "service" => Ok(()),
+        other => check_service_placeholder(other, &svc.spec.ports)
+            .map_err(|e| format!("{e} of service `{svc_name}`")),
+    }
+}
+
+pub fn config_path(root: &Path) -> PathBuf {
+    root.join(FILE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<Config> {
+        parse(s, Path::new("/w/aether.toml"))
+    }
+
+    fn err(s: &str) -> CommandError {
+        parse_str(s).expect_err("should fail")
+    }
+
+    const FULL: &str = r#"
+[services.db]
+image = "postgres:16"
+ports = [5432]
+env = { POSTGRES_PASSWORD = "pass", PGPORT = 5432 }
+command = ["postgres", "-c", "fsync=off"]
+volumes = { data = "/var/lib/postgresql/data" }
+healthcheck = { command = ["pg_isready"], interval = "200ms", retries = 10 }
+connection_string = "postgres://postgres:pass@{host}:{port}/postgres"
+
+[services.cache]
+image = "redis"
+ports = [6379, 8001]
+
+[env]
+DATABASE_URL = "{db.url}"
+REDIS_UI = "http://{cache.host}:{cache.port.8001}/{workspace}"
+"#;
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse_str(FULL).unwrap();
+        let db = &c.services["db"];
+        assert_eq!(db.spec.ports, vec![5432]);
+        assert_eq!(db.spec.env["PGPORT"], "5432");
+        assert_eq!(db.spec.healthcheck.as_ref().unwrap().interval_ms, 200);
+        assert_eq!(db.spec.volumes["data"], "/var/lib/postgresql/data");
+        assert_eq!(c.env.len(), 2);
+    }
+
+    #[test]
+    fn empty_file_is_valid() {
+        assert!(parse_str("").unwrap().services.is_empty());
+    }
+
+    #[test]
+    fn hash_ignores_port_order_but_not_image() {
+        let c = parse_str(FULL).unwrap();
+        let mut spec = c.services["cache"].spec.clone();
+        let h = spec.config_hash();
+        spec.ports.reverse();
+        assert_eq!(spec.config_hash(), h);
+        spec.image = "redis:7".into();
+        assert_ne!(spec.config_hash(), h);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = err("[services.db]\nimage = \"x\"\nimagee = \"y\"\n");
+        assert_eq!(e.code, ErrorCode::ConfigInvalid);
+        assert_eq!(e.details["line"], 3, "{e:?}");
+        assert!(e.message.contains("imagee"), "{}", e.message);
+        assert!(
+            e.details["key"].as_str().unwrap().contains("services.db"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_range() {
+        let e = err("[services.db]\nimage = \"x\"\nports = [\"80\"]\n");
+        assert_eq!(e.details["line"], 3);
+        let e = err("[services.db]\nimage = \"x\"\nports = [70000]\n");
+        assert_eq!(e.details["line"], 3);
+        assert_eq!(e.details["key"], "services.db.ports[0]");
+        let e = err("[services.db]\nimage = \"x\"\nports = [0]\n");
+        assert_eq!(e.details["key"], "services.db.ports[0]");
+        assert_eq!(e.details["column"], 10);
+    }
+
+    #[test]
+    fn missing_image() {
+        let e = err("[services.db]\nports = [1]\n");
+        assert!(e.message.contains("image"), "{}", e.message);
+        assert_eq!(e.details["key"], "services.db");
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let e = err("[services.db\nimage = 1\n");
+        assert_eq!(e.details["line"], 1);
+    }
+
+    #[test]
+    fn bad_templates_and_names() {
+        assert!(
+            err("[services.db]\nimage=\"x\"\nconnection_string=\"{port}\"\n")
+                .message
+                .contains("ports")
+        );
+        assert!(
+            err("[services.db]\nimage=\"x\"\nports=[1]\nconnection_string=\"{nope}\"\n")
+                .message
+                .contains("nope")
+        );
+        assert!(err("[services.Db]\nimage=\"x\"\n")
+            .message
+            .contains("service names"));
+        assert!(err("[env]\nX=\"{db.url}\"\n")
+            .message
+            .contains("not declared"));
+        assert!(
+            err("[services.db]\nimage=\"x\"\nports=[1]\n[env]\nDB_PORT=\"1\"\n")
+                .message
+                .contains("already")
+        );
+        assert!(
+            err("[services.a-b]\nimage=\"x\"\n[services.a_b]\nimage=\"y\"\n")
+                .message
+                .contains("A_B")
+        );
+        assert!(err("[services.db]\nimage=\"x\"\nvolumes={data=\"rel\"}\n")
+            .message
+            .contains("absolute"));
+        assert!(err("[services.db]\nimage=\"x\"\nready_timeout=\"soon\"\n")
+            .message
+            .contains("duration"));
+    }
+}

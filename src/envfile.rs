@@ -1,0 +1,240 @@
+//! The managed block in a workspace's `.env`. Aether owns the lines between
+//! the markers; every other byte of the file is the user's and is kept.
+//! Values are single-quoted and limited to characters that dotenvy,
+//! python-dotenv, Compose's `--env-file` and POSIX `sh` all read the same way.
+
+use crate::error::{CommandError, ErrorCode, Result};
+use crate::state::write_atomic;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const FILE_NAME: &str = ".env";
+pub const BEGIN: &str = "# >>> aether: managed by ajj, edits inside this block are overwritten >>>";
+pub const END: &str = "# <<< aether <<<";
+
+/// Checks a value can be written portably. Single quotes and backslashes
+/// mean different things to different dotenv parsers; newlines end a line.
+pub fn check_value(name: &str, value: &str) -> Result<()> {
+    if let Some(bad) = value
+        .chars()
+        .find(|c| matches!(c, '\'' | '\\' | '\n' | '\r' | '\0'))
+    {
+        return Err(CommandError::new(
+            ErrorCode::EnvFile,
+            format!("the value of {name} contains {bad:?}, which dotenv parsers disagree on"),
+        )
+        .hint("remove quotes, backslashes and newlines from the template or the values it uses")
+        .detail("variable", name));
+    }
+    Ok(())
+}
+
+pub fn render_block(vars: &BTreeMap<String, String>) -> Result<String> {
+    let mut out = String::new();
+    out.push_str(BEGIN);
+    out.push('\n');
+    for (k, v) in vars {
+        check_value(k, v)?;
+        out.push_str(&format!("{k}='{v}'\n"));
+    }
+    out.push_str(END);
+    out.push('\n');
+    Ok(out)
+}
+
+fn is_managed_line(line: &str) -> bool {
+    let Some((k, v)) = line.split_once('=') else {
+        return false;
+    };
+    !k.is_empty()
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && v.starts_with('\'')
+        && v.ends_with('\'')
+}
+
+/// Replaces the managed block in `existing` (or appends it, or with `None`
+/// removes it). A damaged block is repaired: a BEGIN without an END covers
+/// only the managed-looking lines after it, and a stray END is dropped, so
+/// a user's line is never swallowed.
+pub fn splice(existing: &str, block: Option<&str>) -> String {
+    let lines: Vec<&str> = existing.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(existing.len() + 256);
+    let mut placed = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let trimmed = lines[i].trim_end_matches(['\n', '\r']);
+        if trimmed == BEGIN {
+            let end = lines[i + 1..]
+                .iter()
+                .position(|l| l.trim_end_matches(['\n', '\r']) == END)
+                .map(|p| i + 1 + p);
+            let stop = match end {
+                Some(e) => e + 1,
+                None => {
+                    let mut j = i + 1;
+                    while j < lines.len()
+                        && is_managed_line(lines[j].trim_end_matches(['\n', '\r']))
+                    {
+                        j += 1;
+                    }
+                    j
+                }
+            };
+            if !placed {
+                if let Some(b) = block {
+                    out.push_str(b);
+                }
+                placed = true;
+            }
+            i = stop;
+            continue;
+        }
+        if trimmed != END {
+            out.push_str(lines[i]);
+        }
+        i += 1;
+    }
+    if !placed {
+        if let Some(b) = block {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(b);
+        }
+    }
+    out
+}
+
+/// Writes the block into `<root>/.env` if it changed. Returns whether it did.
+pub fn write(root: &Path, vars: &BTreeMap<String, String>) -> Result<bool> {
+    let block = render_block(vars)?;
+    update(root, Some(&block))
+}
+
+/// Removes the block, keeping the user's lines (and the file, if any remain).
+pub fn clear(root: &Path) -> Result<bool> {
+    update(root, None)
+}
+
+fn update(root: &Path, block: Option<&str>) -> Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = root.join(FILE_NAME);
+    let existing = match std::fs::read(&path) {
+        Ok(bytes) => Some(String::from_utf8(bytes).map_err(|_| {
+            CommandError::new(ErrorCode::EnvFile, format!("{} is not UTF-8; Aether will not rewrite it", path.display()))
+                .hint("fix or move the file; Aether keeps every byte of your own lines, so it must be able to read them")
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(CommandError::new(ErrorCode::EnvFile, format!("cannot read {}: {e}", path.display()))),
+    };
+    if existing.is_none() && block.is_none() {
+        return Ok(false);
+    }
+    let old = existing.as_deref().unwrap_or("");
+    let new = splice(old, block);
+    let mode_ok = std::fs::metadata(&path)
+        .map(|m| m.permissions().mode() & 0o777 == 0o600)
+        .unwrap_or(false);
+    if existing.is_some() && new == old && mode_ok {
+        return Ok(false);
+    }
+    write_atomic(&path, new.as_bytes(), 0o600)?;
+    Ok(true)
+}
+
+/// Reads every variable of a `.env` (the user's lines too), as `ajj run` loads them.
+pub fn read_all(root: &Path) -> Result<Vec<(String, String)>> {
+    let path = root.join(FILE_NAME);
+    let iter = match dotenvy::from_path_iter(&path) {
+        Ok(iter) => iter,
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new())
+        }
+        Err(e) => {
+            return Err(CommandError::new(
+                ErrorCode::EnvFile,
+                format!("cannot read {}: {e}", path.display()),
+            ))
+        }
+    };
+    iter.map(|item| {
+        item.map_err(|e| {
+            CommandError::new(
+                ErrorCode::EnvFile,
+                format!("{} does not parse: {e}", path.display()),
+            )
+            .hint("fix the line outside Aether's block, or delete the file and run `ajj reconcile`")
+        })
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("DB_PORT".into(), "49152".into()),
+            ("DB_HOST".into(), "127.0.0.1".into()),
+        ])
+    }
+
+    #[test]
+    fn appends_and_replaces_keeping_user_lines() {
+        let block = render_block(&vars()).unwrap();
+        let user = "# mine\nSECRET=\"x y\"\n  odd line without newline";
+        let once = splice(user, Some(&block));
+        assert!(once.starts_with("# mine\nSECRET=\"x y\"\n  odd line without newline\n"));
+        assert!(once.ends_with(&block));
+        let again = splice(&once, Some(&block));
+        assert_eq!(once, again);
+        let newer = render_block(&BTreeMap::from([("A".into(), "1".into())])).unwrap();
+        let replaced = splice(&format!("{once}AFTER=1\n"), Some(&newer));
+        assert_eq!(
+            replaced,
+            format!("# mine\nSECRET=\"x y\"\n  odd line without newline\n{newer}AFTER=1\n")
+        );
+        assert_eq!(
+            splice(&replaced, None),
+            "# mine\nSECRET=\"x y\"\n  odd line without newline\nAFTER=1\n"
+        );
+    }
+
+    #[test]
+    fn repairs_damaged_blocks_without_eating_user_lines() {
+        let block = render_block(&vars()).unwrap();
+        let damaged = format!("{BEGIN}\nDB_PORT='1'\nUSER_LINE=keep\n");
+        assert_eq!(
+            splice(&damaged, Some(&block)),
+            format!("{block}USER_LINE=keep\n")
+        );
+        let stray = format!("A=1\n{END}\nB=2\n");
+        assert_eq!(splice(&stray, Some(&block)), format!("A=1\nB=2\n{block}"));
+        let doubled = format!("{block}X=1\n{block}");
+        assert_eq!(splice(&doubled, Some(&block)), format!("{block}X=1\n"));
+    }
+
+    #[test]
+    fn rejects_unportable_values() {
+        assert!(check_value("A", "it's").is_err());
+        assert!(check_value("A", "a\\b").is_err());
+        assert!(check_value("A", "postgres://u:p@h:1/d?x=$y&z=\"q\"").is_ok());
+    }
+}
+
+/// Whether jj would leave `.env` out of snapshots, judged by the workspace's
+/// root `.gitignore` and the user's global excludes file.
+pub fn is_ignored(root: &Path) -> bool {
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(root);
+    builder.add(root.join(".gitignore"));
+    let local = builder
+        .build()
+        .map(|g| g.matched(FILE_NAME, false).is_ignore())
+        .unwrap_or(false);
+    local
+        || ignore::gitignore::Gitignore::global()
+            .0
+            .matched(FILE_NAME, false)
+            .is_ignore()
+}

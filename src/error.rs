@@ -1,0 +1,182 @@
+//! One error type for every command: a stable code, a message, a hint and
+//! structured details. Rendered as JSON on stdout with `--json`, as text on
+//! stderr otherwise. The codes are a public interface (README lists them):
+//! agents branch on them, so never rename one.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// Command-line arguments could not be parsed.
+    Usage,
+    /// `aether.toml` is malformed or fails validation.
+    ConfigInvalid,
+    /// The current directory is not inside a jj workspace.
+    NotInWorkspace,
+    /// A named workspace does not exist.
+    WorkspaceNotFound,
+    JjNotFound,
+    JjTooOld,
+    /// jj ran but reported an error of its own.
+    JjFailed,
+    DockerUnreachable,
+    /// The Docker Engine refused a request for another reason.
+    DockerError,
+    ImageNotFound,
+    PortConflict,
+    ReadinessTimeout,
+    /// A container exited while Aether waited for it to become ready.
+    ServiceExited,
+    /// `.env` (or Aether's state) could not be read or written.
+    EnvFile,
+    /// `ajj run` could not start its command.
+    CommandNotFound,
+    Io,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Usage => "USAGE",
+            ErrorCode::ConfigInvalid => "CONFIG_INVALID",
+            ErrorCode::NotInWorkspace => "NOT_IN_WORKSPACE",
+            ErrorCode::WorkspaceNotFound => "WORKSPACE_NOT_FOUND",
+            ErrorCode::JjNotFound => "JJ_NOT_FOUND",
+            ErrorCode::JjTooOld => "JJ_TOO_OLD",
+            ErrorCode::JjFailed => "JJ_FAILED",
+            ErrorCode::DockerUnreachable => "DOCKER_UNREACHABLE",
+            ErrorCode::DockerError => "DOCKER_ERROR",
+            ErrorCode::ImageNotFound => "IMAGE_NOT_FOUND",
+            ErrorCode::PortConflict => "PORT_CONFLICT",
+            ErrorCode::ReadinessTimeout => "READINESS_TIMEOUT",
+            ErrorCode::ServiceExited => "SERVICE_EXITED",
+            ErrorCode::EnvFile => "ENV_FILE",
+            ErrorCode::CommandNotFound => "COMMAND_NOT_FOUND",
+            ErrorCode::Io => "IO_ERROR",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
+    /// Process exit status. Usage errors use 2 like clap and jj; a command
+    /// that cannot be started uses the shell's 127; everything else is 1.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorCode::Usage => 2,
+            ErrorCode::CommandNotFound => 127,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub hint: Option<String>,
+    pub details: Value,
+}
+
+pub type Result<T, E = CommandError> = std::result::Result<T, E>;
+
+impl CommandError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        CommandError {
+            code,
+            message: message.into(),
+            hint: None,
+            details: json!({}),
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Serialize) -> Self {
+        if let Value::Object(map) = &mut self.details {
+            map.insert(
+                key.to_string(),
+                serde_json::to_value(value).unwrap_or(Value::Null),
+            );
+        }
+        self
+    }
+
+    pub fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
+        CommandError::new(ErrorCode::Io, format!("{context}: {err}"))
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "error": {
+                "code": self.code.as_str(),
+                "message": self.message,
+                "hint": self.hint,
+                "details": self.details,
+            }
+        })
+    }
+
+    /// Prints the error where the caller's mode says it belongs.
+    pub fn report(&self, json_mode: bool) {
+        if json_mode {
+            println!("{}", self.to_json());
+        } else {
+            eprintln!("error[{}]: {}", self.code.as_str(), self.message);
+            if let Value::Object(map) = &self.details {
+                for (key, value) in map {
+                    let shown = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    eprintln!("  {key}: {shown}");
+                }
+            }
+            if let Some(hint) = &self.hint {
+                eprintln!("hint: {hint}");
+            }
+        }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_is_stable() {
+        let err = CommandError::new(ErrorCode::PortConflict, "no port")
+            .hint("free one")
+            .detail("port", 5432);
+        let v = err.to_json();
+        assert_eq!(v["error"]["code"], "PORT_CONFLICT");
+        assert_eq!(v["error"]["message"], "no port");
+        assert_eq!(v["error"]["hint"], "free one");
+        assert_eq!(v["error"]["details"]["port"], 5432);
+    }
+
+    #[test]
+    fn serde_name_matches_as_str() {
+        for code in [
+            ErrorCode::ConfigInvalid,
+            ErrorCode::JjTooOld,
+            ErrorCode::DockerUnreachable,
+            ErrorCode::ReadinessTimeout,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+    }
+}

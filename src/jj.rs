@@ -1,0 +1,193 @@
+//! The jj adapter. Shells out to the `jj` binary (never links jj-lib) so that
+//! Aether follows whatever jj the user has. Every read uses
+//! `--ignore-working-copy` so it neither snapshots nor creates an operation.
+
+use crate::error::{CommandError, ErrorCode, Result};
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// `workspace list -T` gained `root` in 0.44.
+pub const MIN_VERSION: (u32, u32) = (0, 44);
+
+const LIST_TEMPLATE: &str = r#"json(name) ++ "\t" ++ json(root) ++ "\n""#;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceEntry {
+    pub name: String,
+    /// `None` when jj has no root recorded, or the directory is gone.
+    pub root: Option<PathBuf>,
+}
+
+/// The jj binary: `$AETHER_JJ` if set (tests, wrappers), else `jj` on PATH.
+pub fn binary() -> OsString {
+    std::env::var_os("AETHER_JJ").unwrap_or_else(|| OsString::from("jj"))
+}
+
+pub fn command() -> Command {
+    Command::new(binary())
+}
+
+fn spawn_error(err: std::io::Error) -> CommandError {
+    if err.kind() == std::io::ErrorKind::NotFound {
+        CommandError::new(ErrorCode::JjNotFound, "the `jj` binary was not found on PATH")
+            .hint("install Jujutsu 0.44 or newer: `cargo install jj-cli@0.45.1 --locked`, or set AETHER_JJ to its path")
+    } else {
+        CommandError::new(ErrorCode::JjNotFound, format!("could not run jj: {err}"))
+            .hint("check that AETHER_JJ / PATH points at an executable jj")
+    }
+}
+
+fn run_captured(args: &[&OsStr], cwd: &Path) -> Result<Output> {
+    command()
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(spawn_error)
+}
+
+pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    // "jj 0.45.1" or "jj 0.45.0-abcdef"
+    let v = text.split_whitespace().nth(1)?;
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next().and_then(|p| p.parse().ok()).unwrap_or(0),
+    ))
+}
+
+pub fn version() -> Result<(u32, u32, u32)> {
+    let out = command()
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(spawn_error)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_version(&text).ok_or_else(|| {
+        CommandError::new(
+            ErrorCode::JjNotFound,
+            format!("could not read jj's version from {text:?}"),
+        )
+    })
+}
+
+/// Turns a failed jj call into the most useful error: too old, or jj's own words.
+fn failure(out: &Output, what: &str) -> CommandError {
+    if let Ok((major, minor, patch)) = version() {
+        if (major, minor) < MIN_VERSION {
+            return CommandError::new(
+                ErrorCode::JjTooOld,
+                format!("jj {major}.{minor}.{patch} is too old; Aether needs jj 0.44 or newer"),
+            )
+            .hint("upgrade: `cargo install jj-cli@0.45.1 --locked`")
+            .detail("found", format!("{major}.{minor}.{patch}"))
+            .detail("required", "0.44.0");
+        }
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    CommandError::new(ErrorCode::JjFailed, format!("`jj {what}` failed: {stderr}"))
+        .detail("exit_code", out.status.code())
+}
+
+pub fn parse_workspace_list(text: &str) -> Result<Vec<WorkspaceEntry>> {
+    let mut entries = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let bad = || {
+            CommandError::new(
+                ErrorCode::JjFailed,
+                format!("unexpected `jj workspace list` line: {line:?}"),
+            )
+        };
+        let (name, root) = line.split_once('\t').ok_or_else(bad)?;
+        let name: String = serde_json::from_str(name).map_err(|_| bad())?;
+        let root: Option<String> = serde_json::from_str(root).map_err(|_| bad())?;
+        entries.push(WorkspaceEntry {
+            name,
+            root: root.filter(|r| !r.is_empty()).map(PathBuf::from),
+        });
+    }
+    Ok(entries)
+}
+
+/// Lists the repo's workspaces. Roots that no longer exist on disk are
+/// reported as `None`: a deleted checkout counts as gone.
+pub fn list_workspaces(cwd: &Path) -> Result<Vec<WorkspaceEntry>> {
+    let args: [&OsStr; 6] = [
+        "--ignore-working-copy".as_ref(),
+        "--color=never".as_ref(),
+        "workspace".as_ref(),
+        "list".as_ref(),
+        "-T".as_ref(),
+        LIST_TEMPLATE.as_ref(),
+    ];
+    let out = run_captured(&args, cwd)?;
+    if !out.status.success() {
+        return Err(failure(&out, "workspace list"));
+    }
+    let mut entries = parse_workspace_list(&String::from_utf8_lossy(&out.stdout))?;
+    for e in &mut entries {
+        e.root = e
+            .root
+            .take()
+            .and_then(|r| r.canonicalize().ok())
+            .filter(|r| r.is_dir());
+    }
+    Ok(entries)
+}
+
+/// Runs a mutating jj command with the user's terminal, except that jj's
+/// stdout goes to our stderr when stdout is reserved for JSON.
+pub fn run_visible(args: &[OsString], cwd: &Path, json_mode: bool, what: &str) -> Result<()> {
+    let mut cmd = command();
+    cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+    if json_mode {
+        cmd.stdout(std::io::stderr());
+    }
+    cmd.stderr(Stdio::piped());
+    let child = cmd.spawn().map_err(spawn_error)?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| CommandError::io("waiting for jj", e))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        eprint!("{stderr}");
+        Ok(())
+    } else {
+        Err(failure(&out, what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(parse_version("jj 0.45.1\n"), Some((0, 45, 1)));
+        assert_eq!(parse_version("jj 0.44.0-9f2c"), Some((0, 44, 0)));
+        assert_eq!(parse_version("nonsense"), None);
+    }
+
+    #[test]
+    fn parses_list_with_null_root() {
+        let text = "\"default\"\t\"/r/main\"\n\"odd\\tname\"\tnull\n";
+        let list = parse_workspace_list(text).unwrap();
+        assert_eq!(
+            list[0],
+            WorkspaceEntry {
+                name: "default".into(),
+                root: Some("/r/main".into())
+            }
+        );
+        assert_eq!(
+            list[1],
+            WorkspaceEntry {
+                name: "odd\tname".into(),
+                root: None
+            }
+        );
+        assert!(parse_workspace_list("garbage").is_err());
+    }
+}

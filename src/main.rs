@@ -1,0 +1,57 @@
+//! `ajj`: jj, plus per-workspace environments. Commands Aether defines are
+//! parsed here; everything else is exec'd into jj before any runtime, Docker
+//! connection or config read, so the pass-through path costs one exec.
+
+mod backend;
+mod cli;
+mod commands;
+mod config;
+mod context;
+mod envfile;
+mod error;
+mod jj;
+mod reconcile;
+mod repo;
+mod report;
+mod state;
+mod template;
+
+use clap::Parser;
+use std::ffi::OsString;
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if !cli::routes_to_aether(&args[1..]) {
+        commands::passthrough::exec_jj(&args[1..]);
+    }
+    let json = cli::wants_json(&args[1..]);
+    let parsed = match cli::Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if json && e.use_stderr() => {
+            let err = error::CommandError::new(error::ErrorCode::Usage, e.kind().to_string())
+                .hint("see `ajj --help`")
+                .detail("usage", e.render().to_string());
+            err.report(true);
+            std::process::exit(err.code.exit_code());
+        }
+        Err(e) => e.exit(),
+    };
+    init_tracing();
+    match commands::run(parsed) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            e.report(json);
+            std::process::exit(e.code.exit_code());
+        }
+    }
+}
+
+/// `AETHER_LOG=debug` turns on diagnostics on stderr (Docker API call counts among them).
+fn init_tracing() {
+    if let Ok(filter) = std::env::var("AETHER_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}

@@ -1,0 +1,366 @@
+//! Carrying out one workspace's actions. Idempotent: each step tolerates the
+//! object already being in its target state, so a pass interrupted anywhere
+//! (even by `kill -9`) is finished by the next one.
+
+use super::desired::DesiredWorkspace;
+use super::plan::Action;
+use super::readiness::{self, Target};
+use crate::backend::{Backend, ContainerRequest, Observed, StartError};
+use crate::config::Service;
+use crate::context::PortMap;
+use crate::error::{CommandError, ErrorCode, Result};
+use crate::repo::RepoContext;
+use crate::state;
+use futures_util::future::join_all;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Attempts before a port conflict is reported: each failed start re-picks.
+const PORT_ATTEMPTS: usize = 12;
+
+pub struct Applier<'a, B: Backend> {
+    pub backend: &'a B,
+    pub ctx: &'a RepoContext,
+    /// Human progress on stderr.
+    pub verbose: bool,
+    /// Host ports this process has picked or knows to be reserved.
+    claimed: Mutex<HashSet<u16>>,
+    pub warnings: Mutex<Vec<String>>,
+}
+
+/// What a workspace looks like after its actions ran.
+pub struct Applied {
+    pub ports: PortMap,
+}
+
+impl<'a, B: Backend> Applier<'a, B> {
+    pub fn new(backend: &'a B, ctx: &'a RepoContext, verbose: bool) -> Self {
+        Applier {
+            backend,
+            ctx,
+            verbose,
+            claimed: Mutex::new(HashSet::new()),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn say(&self, line: String) {
+        if self.verbose {
+            eprintln!("{line}");
+        }
+    }
+
+    fn warn(&self, line: String) {
+        self.say(format!("warning: {line}"));
+        self.warnings.lock().unwrap().push(line);
+    }
+
+    fn claim(&self, port: u16) -> bool {
+        self.claimed.lock().unwrap().insert(port)
+    }
+
+    fn pick_port(&self) -> Result<u16> {
+        for _ in 0..64 {
+            if let Some(p) = portpicker::pick_unused_port() {
+                if self.claim(p) {
+                    return Ok(p);
+                }
+            }
+        }
+        Err(CommandError::new(
+            ErrorCode::PortConflict,
+            "no free host port could be found on 127.0.0.1",
+        )
+        .hint("free some ports, or stop other workspaces' services (`ajj workspace forget`)"))
+    }
+
+    /// Applies `actions` of one workspace. The caller holds its lock and
+    /// observed it under that lock. `desired` is `None` when the workspace is gone.
+    pub async fn apply(
+        &self,
+        workspace: &str,
+        desired: Option<&DesiredWorkspace>,
+        actions: &[Action],
+        observed: &Observed,
+    ) -> Result<Applied> {
+        let mut saved = state::load(self.ctx, workspace);
+        {
+            let mut claimed = self.claimed.lock().unwrap();
+            claimed.extend(state::all_reserved_ports(self.ctx));
+            claimed.extend(
+                observed
+                    .containers
+                    .iter()
+                    .flat_map(|c| c.ports.values().copied()),
+            );
+        }
+
+        // 1. Unwanted containers go first: GC, undeclared services, duplicates.
+        let removals = actions.iter().filter_map(|a| match a {
+            Action::RemoveContainer { container, .. } => Some(container.as_str()),
+            _ => None,
+        });
+        collect(
+            join_all(removals.map(|c| async move {
+                self.say(format!("Removing container {c}"));
+                self.backend.remove_container(c, None).await
+            }))
+            .await,
+        )?;
+
+        // 2. What containers need: network, volumes, images.
+        let mut prep = Vec::new();
+        for a in actions {
+            match a {
+                Action::CreateNetwork { workspace } => {
+                    prep.push(Box::pin(self.backend.ensure_network(workspace))
+                        as std::pin::Pin<
+                            Box<dyn std::future::Future<Output = Result<()>> + '_>,
+                        >)
+                }
+                Action::CreateVolume {
+                    workspace,
+                    service,
+                    volume,
+                } => prep.push(Box::pin(
+                    self.backend.ensure_volume(workspace, service, volume),
+                )),
+                _ => {}
+            }
+        }
+        let images: BTreeSet<&str> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreateContainer { service, .. }
+                | Action::RecreateContainer { service, .. } => desired
+                    .and_then(|d| d.config.services.get(service))
+                    .map(|s| s.spec.image.as_str()),
+                _ => None,
+            })
+            .collect();
+        for image in images {
+            prep.push(Box::pin(self.backend.ensure_image(image)));
+        }
+        collect(join_all(prep).await)?;
+
+        // 3. Containers, in parallel: that is where the time goes.
+        let mut new_ports: BTreeMap<String, BTreeMap<u16, u16>> = BTreeMap::new();
+        if let Some(d) = desired {
+            let jobs = actions.iter().filter_map(|a| {
+                let (service, old, start_only) = match a {
+                    Action::CreateContainer { service, .. } => (service, None, false),
+                    Action::RecreateContainer {
+                        service, container, ..
+                    } => (service, Some(container.as_str()), false),
+                    Action::StartContainer {
+                        service, container, ..
+                    } => (service, Some(container.as_str()), true),
+                    _ => return None,
+                };
+                let svc = d.config.services.get(service)?;
+                let sticky = saved.ports.get(service).cloned().or_else(|| {
+                    observed
+                        .containers
+                        .iter()
+                        .find(|c| Some(c.name.as_str()) == old)
+                        .map(|c| c.ports.clone())
+                });
+                Some(async move {
+                    let ports = self
+                        .ensure_service(workspace, svc, old, start_only, sticky.unwrap_or_default())
+                        .await?;
+                    Ok::<_, CommandError>((service.clone(), ports))
+                })
+            });
+            for (service, ports) in collect(join_all(jobs).await)? {
+                new_ports.insert(service, ports);
+            }
+        }
+
+        // 4. Volumes and the network once nothing uses them.
+        let cleanup = actions.iter().filter_map(|a| match a {
+            Action::RemoveVolume { volume, .. } => Some(Box::pin(async move {
+                self.say(format!("Removing volume {volume}"));
+                self.backend.remove_volume(volume).await
+            })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + '_>>),
+            Action::RemoveNetwork { network, .. } => Some(Box::pin(async move {
+                self.say(format!("Removing network {network}"));
+                self.backend.remove_network(network).await
+            })),
+            _ => None,
+        });
+        collect(join_all(cleanup).await)?;
+
+        // Record the ports of every declared service: those just created and
+        // those that were already running.
+        let Some(d) = desired else {
+            state::remove(self.ctx, workspace);
+            return Ok(Applied {
+                ports: PortMap::new(),
+            });
+        };
+        let mut ports = PortMap::new();
+        for (name, svc) in &d.config.services {
+            let current = new_ports.get(name).cloned().or_else(|| {
+                observed
+                    .containers
+                    .iter()
+                    .find(|c| {
+                        c.workspace == workspace
+                            && &c.service == name
+                            && c.config_hash == svc.spec.config_hash()
+                    })
+                    .map(|c| c.ports.clone())
+            });
+            if let Some(p) = current.filter(|p| svc.spec.ports.iter().all(|c| p.contains_key(c))) {
+                ports.insert(name.clone(), p);
+            }
+        }
+        if saved.ports != ports {
+            saved.ports = ports.clone();
+            state::save(self.ctx, &saved)?;
+        }
+        Ok(Applied { ports })
+    }
+
+    /// Creates, recreates or starts one service and waits until it is ready.
+    /// Returns its host ports.
+    async fn ensure_service(
+        &self,
+        workspace: &str,
+        svc: &Service,
+        old: Option<&str>,
+        start_only: bool,
+        sticky: BTreeMap<u16, u16>,
+    ) -> Result<BTreeMap<u16, u16>> {
+        let name = svc.name.as_str();
+        let mut ports = BTreeMap::new();
+        for cport in &svc.spec.ports {
+            let host = match sticky.get(cport) {
+                Some(h) => {
+                    self.claim(*h);
+                    *h
+                }
+                None => self.pick_port()?,
+            };
+            ports.insert(*cport, host);
+        }
+        let container;
+        if start_only {
+            let old = old.expect("start has a container");
+            self.say(format!("Starting {workspace}/{name}"));
+            match self.backend.start(old).await {
+                Ok(()) => container = old.to_string(),
+                Err(StartError::PortTaken(_)) => {
+                    // Someone took the port while the container was stopped:
+                    // a new container on a new port, and `.env` follows.
+                    self.backend.remove_container(old, None).await?;
+                    container = self
+                        .create_with_retry(workspace, svc, &mut ports, true)
+                        .await?;
+                }
+                Err(StartError::Other(e)) => return Err(e),
+            }
+        } else {
+            if let Some(old) = old {
+                self.say(format!("Recreating {workspace}/{name}"));
+                let grace = Duration::from_secs(svc.spec.stop_timeout_secs);
+                self.backend.remove_container(old, Some(grace)).await?;
+            } else {
+                self.say(format!("Creating {workspace}/{name}"));
+            }
+            container = self
+                .create_with_retry(workspace, svc, &mut ports, false)
+                .await?;
+        }
+        for (cport, host) in &ports {
+            if let Some(prev) = sticky.get(cport).filter(|p| *p != host) {
+                self.warn(format!(
+                    "{workspace}/{name}: host port {prev} was taken, now {host} (container port {cport}); .env is updated"
+                ));
+            }
+        }
+        let target = Target {
+            workspace,
+            service: name,
+            container: &container,
+            host_ports: ports.values().copied().collect(),
+            healthcheck: svc.spec.healthcheck.is_some(),
+            timeout: svc.ready_timeout,
+        };
+        readiness::wait_ready(self.backend, &target).await?;
+        self.say(format!("Ready {workspace}/{name}"));
+        Ok(ports)
+    }
+
+    async fn create_with_retry(
+        &self,
+        workspace: &str,
+        svc: &Service,
+        ports: &mut BTreeMap<u16, u16>,
+        mut repick: bool,
+    ) -> Result<String> {
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            if repick {
+                // Keep the ports still free, so a partly-stolen set stays as sticky as it can.
+                let taken: Vec<u16> = ports
+                    .iter()
+                    .filter(|(_, h)| !portpicker::is_free_tcp(**h))
+                    .map(|(c, _)| *c)
+                    .collect();
+                let replace: Vec<u16> = if taken.is_empty() {
+                    ports.keys().copied().collect()
+                } else {
+                    taken
+                };
+                for cport in replace {
+                    ports.insert(cport, self.pick_port()?);
+                }
+            }
+            let req = ContainerRequest {
+                workspace: workspace.to_string(),
+                service: svc.name.clone(),
+                spec: svc.spec.clone(),
+                ports: ports.clone(),
+            };
+            match self.backend.create_and_start(&req).await {
+                Ok(()) => return Ok(self.backend.container_name(workspace, &svc.name)),
+                Err(StartError::PortTaken(msg)) => {
+                    last = msg;
+                    repick = true;
+                }
+                Err(StartError::Other(e)) => return Err(e),
+            }
+        }
+        Err(CommandError::new(
+            ErrorCode::PortConflict,
+            format!(
+                "{workspace}/{}: every host port tried was taken before Docker could bind it",
+                svc.name
+            ),
+        )
+        .hint("another program is grabbing ports quickly; retry, or free ports on 127.0.0.1")
+        .detail("last_error", last))
+    }
+}
+
+/// Runs every step to the end, then reports the first failure: a half-done
+/// batch is worse than a finished one with one error.
+fn collect<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
+    let mut ok = Vec::with_capacity(results.len());
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) if first_err.is_none() => first_err = Some(e),
+            Err(_) => {}
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(ok),
+    }
+}

@@ -1,0 +1,226 @@
+//! The reconciler: desired (jj workspaces × aether.toml) against observed
+//! (labelled backend objects) → a plan → apply. See ARCHITECTURE.md.
+
+pub mod apply;
+pub mod desired;
+pub mod plan;
+pub mod readiness;
+
+use crate::backend::{Backend, Observed};
+use crate::context::{self, PortMap};
+use crate::envfile;
+use crate::error::{CommandError, Result};
+use crate::jj;
+use crate::repo::{self, RepoContext};
+use apply::Applier;
+use desired::{Desired, DesiredWorkspace};
+use futures_util::future::join_all;
+use plan::{Action, Scope};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A workspace after a pass over it.
+pub struct Settled {
+    pub actions: Vec<Action>,
+    pub ports: PortMap,
+    /// The backend's objects of this workspace after the actions ran.
+    pub observed: Observed,
+    pub env_written: bool,
+}
+
+/// Converges one workspace. Takes its lock, observes it afresh under the
+/// lock, plans, applies, writes `.env`. `desired` is `None` for a workspace
+/// that is gone. `ajj workspace add/forget` call this directly.
+pub async fn converge_workspace<B: Backend>(
+    applier: &Applier<'_, B>,
+    name: &str,
+    desired: Option<&DesiredWorkspace>,
+    observed: Option<Observed>,
+) -> Result<Settled> {
+    let observed = match observed {
+        Some(o) => o,
+        None => applier.backend.observe(Some(name)).await?,
+    };
+    let mut wanted = Desired::default();
+    if let Some(d) = desired {
+        wanted.workspaces.insert(name.to_string(), d.clone());
+    }
+    let actions = plan::plan(&wanted, &observed, &Scope::Workspace(name.to_string()));
+    settle(applier, name, desired, actions, observed).await
+}
+
+async fn settle<B: Backend>(
+    applier: &Applier<'_, B>,
+    name: &str,
+    desired: Option<&DesiredWorkspace>,
+    actions: Vec<Action>,
+    observed: Observed,
+) -> Result<Settled> {
+    let applied = applier.apply(name, desired, &actions, &observed).await?;
+    let observed = if actions.is_empty() {
+        observed
+    } else {
+        applier.backend.observe(Some(name)).await?
+    };
+    let mut env_written = false;
+    if let Some(d) = desired {
+        let vars = context::variables(
+            &d.config,
+            name,
+            applier.backend.client_host(),
+            &applied.ports,
+        )?;
+        env_written = if d.config.services.is_empty() && d.config.env.is_empty() {
+            envfile::clear(&d.root)?
+        } else {
+            envfile::write(&d.root, &vars)?
+        };
+    }
+    Ok(Settled {
+        actions,
+        ports: applied.ports,
+        observed,
+        env_written,
+    })
+}
+
+pub struct PassReport {
+    pub actions: Vec<Action>,
+    pub errors: Vec<(String, CommandError)>,
+    pub env_written: Vec<String>,
+}
+
+/// One full, level-triggered pass over every workspace of the repo.
+pub async fn reconcile_all<B: Backend>(
+    applier: &Applier<'_, B>,
+    dry_run: bool,
+) -> Result<PassReport> {
+    let ctx = applier.ctx;
+    let entries = jj::list_workspaces(&ctx.workspace_root)?;
+    let (desired, mut errors) = desired::build(&entries);
+    let observed = applier.backend.observe(None).await?;
+    let actions = plan::plan(&desired, &observed, &Scope::All);
+    if dry_run {
+        return Ok(PassReport {
+            actions,
+            errors,
+            env_written: vec![],
+        });
+    }
+
+    let mut by_ws: BTreeMap<String, Vec<Action>> = BTreeMap::new();
+    for a in &actions {
+        by_ws
+            .entry(a.workspace().to_string())
+            .or_default()
+            .push(a.clone());
+    }
+    let names: BTreeSet<String> = desired
+        .workspaces
+        .keys()
+        .chain(by_ws.keys())
+        .cloned()
+        .collect();
+    let jobs = names.into_iter().map(|name| {
+        let planned = by_ws.remove(&name).unwrap_or_default();
+        let desired = &desired;
+        let observed = &observed;
+        async move {
+            let outcome = if planned.is_empty() {
+                refresh(applier, &name, desired.workspaces.get(&name), observed).await
+            } else {
+                act(applier, &name, desired.workspaces.get(&name)).await
+            };
+            (name, outcome)
+        }
+    });
+    let mut done = Vec::new();
+    let mut env_written = Vec::new();
+    for (name, outcome) in join_all(jobs).await {
+        match outcome {
+            Ok(Some(s)) => {
+                if s.env_written {
+                    env_written.push(name.clone());
+                }
+                done.extend(s.actions);
+            }
+            Ok(None) => {}
+            Err(e) => errors.push((name, e)),
+        }
+    }
+    Ok(PassReport {
+        actions: done,
+        errors,
+        env_written,
+    })
+}
+
+/// A workspace with nothing to do still gets its `.env` checked, but only if
+/// nobody else is working on it: whoever holds the lock will write it.
+async fn refresh<B: Backend>(
+    applier: &Applier<'_, B>,
+    name: &str,
+    desired: Option<&DesiredWorkspace>,
+    observed: &Observed,
+) -> Result<Option<Settled>> {
+    let Some(_lock) = repo::try_lock_workspace(applier.ctx, name)? else {
+        return Ok(None);
+    };
+    let mine = Observed {
+        containers: observed
+            .containers
+            .iter()
+            .filter(|c| c.workspace == name)
+            .cloned()
+            .collect(),
+        networks: vec![],
+        volumes: vec![],
+    };
+    settle(applier, name, desired, vec![], mine).await.map(Some)
+}
+
+/// A workspace with work: lock, then decide again from fresh observations,
+/// because another `ajj` may have changed it since the pass began.
+async fn act<B: Backend>(
+    applier: &Applier<'_, B>,
+    name: &str,
+    desired: Option<&DesiredWorkspace>,
+) -> Result<Option<Settled>> {
+    let _lock = lock(applier.ctx, name).await?;
+    let fresh;
+    let desired = match desired {
+        Some(d) => Some(d),
+        None => {
+            // About to collect it: check jj once more under the lock, so a
+            // `workspace add` that finished meanwhile is not undone.
+            let entries = jj::list_workspaces(&applier.ctx.workspace_root)?;
+            let (now, _) = desired::build(
+                &entries
+                    .into_iter()
+                    .filter(|e| e.name == name)
+                    .collect::<Vec<_>>(),
+            );
+            if now.untouchable.contains(name) {
+                return Ok(None);
+            }
+            fresh = now.workspaces.get(name).cloned();
+            fresh.as_ref()
+        }
+    };
+    converge_workspace(applier, name, desired, None)
+        .await
+        .map(Some)
+}
+
+/// Blocks on the workspace lock off the async thread.
+pub async fn lock(ctx: &RepoContext, name: &str) -> Result<repo::WorkspaceLock> {
+    let ctx = ctx.clone();
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || repo::lock_workspace(&ctx, &name))
+        .await
+        .map_err(|e| {
+            CommandError::new(
+                crate::error::ErrorCode::Internal,
+                format!("lock task failed: {e}"),
+            )
+        })?
+}

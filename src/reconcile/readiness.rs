@@ -1,0 +1,109 @@
+//! Waiting until a service really serves. Docker's userland proxy accepts a
+//! connection on the host port even when nothing listens in the container,
+//! then closes it; so a bare connect proves nothing. A port counts as ready
+//! when a connection stays open (or the server speaks first) for a moment.
+
+use crate::backend::{Backend, RunState};
+use crate::error::{CommandError, ErrorCode, Result};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// How long a proxied connection must survive to prove a listener behind it.
+const HOLD: Duration = Duration::from_millis(150);
+const POLL: Duration = Duration::from_millis(50);
+
+pub async fn probe(host: &str, port: u16) -> bool {
+    let Ok(Ok(mut stream)) =
+        tokio::time::timeout(Duration::from_secs(1), TcpStream::connect((host, port))).await
+    else {
+        return false;
+    };
+    let mut buf = [0u8; 1];
+    match tokio::time::timeout(HOLD, stream.read(&mut buf)).await {
+        Err(_) => true,      // held open: a server waiting for the client
+        Ok(Ok(n)) => n > 0,  // spoke first; 0 is the proxy's close
+        Ok(Err(_)) => false, // reset
+    }
+}
+
+pub struct Target<'a> {
+    pub workspace: &'a str,
+    pub service: &'a str,
+    pub container: &'a str,
+    pub host_ports: Vec<u16>,
+    pub healthcheck: bool,
+    pub timeout: Duration,
+}
+
+pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
+    let start = Instant::now();
+    let mut polls = 0u32;
+    loop {
+        // The container's own state is checked every few polls so a crash is
+        // reported at once rather than as a timeout.
+        let check_state = t.healthcheck || polls % 5 == 0;
+        if check_state {
+            let live = backend.live_status(t.container).await?;
+            if matches!(live.state, RunState::Exited | RunState::Dead) {
+                let logs = backend.logs_tail(t.container, 20).await;
+                return Err(CommandError::new(
+                    ErrorCode::ServiceExited,
+                    format!(
+                        "{}/{} exited with code {} while starting",
+                        t.workspace,
+                        t.service,
+                        live.exit_code.unwrap_or(-1)
+                    ),
+                )
+                .hint(format!(
+                    "check its image and command; `docker logs {}` shows the rest",
+                    t.container
+                ))
+                .detail("service", t.service)
+                .detail("workspace", t.workspace)
+                .detail("logs", logs.trim_end()));
+            }
+            if t.healthcheck {
+                match live.health.as_deref() {
+                    Some("healthy") => return Ok(()),
+                    Some("unhealthy") => {
+                        return Err(not_ready(t, "its healthcheck reports unhealthy"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !t.healthcheck && live_ports(t).await {
+            return Ok(());
+        }
+        if start.elapsed() >= t.timeout {
+            return Err(not_ready(t, "it did not become ready in time"));
+        }
+        polls += 1;
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn live_ports(t: &Target<'_>) -> bool {
+    for port in &t.host_ports {
+        if !probe("127.0.0.1", *port).await {
+            return false;
+        }
+    }
+    true
+}
+
+fn not_ready(t: &Target<'_>, why: &str) -> CommandError {
+    CommandError::new(
+        ErrorCode::ReadinessTimeout,
+        format!("{}/{} is not ready: {why} (waited {}s)", t.workspace, t.service, t.timeout.as_secs()),
+    )
+    .hint(format!(
+        "raise `ready_timeout` or fix the healthcheck in aether.toml; `docker logs {}` shows what the service says",
+        t.container
+    ))
+    .detail("service", t.service)
+    .detail("workspace", t.workspace)
+    .detail("timeout_secs", t.timeout.as_secs())
+}

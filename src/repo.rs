@@ -1,0 +1,155 @@
+//! Finds the jj workspace and repo store from a directory, derives the repo's
+//! stable id, and owns Aether's private state directory inside the store.
+
+use crate::config::hex;
+use crate::error::{CommandError, ErrorCode, Result};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct RepoContext {
+    /// Root of the workspace the command was started in.
+    pub workspace_root: PathBuf,
+    /// The shared repo store (`<default workspace>/.jj/repo`), canonical.
+    pub store: PathBuf,
+    /// Stable id of the store: the value of the `dev.aether.repo` label.
+    pub repo_id: String,
+}
+
+impl RepoContext {
+    /// Walks up from `start` to the nearest directory holding `.jj/`.
+    pub fn discover(start: &Path) -> Result<Self> {
+        let start = start
+            .canonicalize()
+            .map_err(|e| CommandError::io(format!("cannot resolve {}", start.display()), e))?;
+        let root = start
+            .ancestors()
+            .find(|dir| dir.join(".jj").is_dir())
+            .ok_or_else(|| {
+                CommandError::new(
+                    ErrorCode::NotInWorkspace,
+                    format!("{} is not inside a jj workspace", start.display()),
+                )
+                .hint("cd into a jj workspace, pass -R <path>, or create one with `jj git init`")
+            })?
+            .to_path_buf();
+        let store = resolve_store(&root)?;
+        let repo_id = hex(&Sha256::digest(store.as_os_str().as_encoded_bytes()))[..12].to_string();
+        Ok(RepoContext {
+            workspace_root: root,
+            store,
+            repo_id,
+        })
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.store.join("aether")
+    }
+}
+
+/// `.jj/repo` is the store itself in the default workspace and a file holding
+/// its path (relative to `.jj/`) in every other workspace.
+fn resolve_store(root: &Path) -> Result<PathBuf> {
+    let dot_jj = root.join(".jj");
+    let repo = dot_jj.join("repo");
+    let store = if repo.is_file() {
+        let text =
+            std::fs::read_to_string(&repo).map_err(|e| CommandError::io(repo.display(), e))?;
+        let p = PathBuf::from(text.trim());
+        if p.is_absolute() {
+            p
+        } else {
+            dot_jj.join(p)
+        }
+    } else {
+        repo
+    };
+    store.canonicalize().map_err(|e| {
+        CommandError::new(ErrorCode::NotInWorkspace, format!("the repo store of {} is unreadable: {e}", root.display()))
+            .hint("is this workspace's repository deleted? `jj workspace list` from the main checkout tells")
+    })
+}
+
+/// A short, filesystem- and Docker-safe key for a workspace name; names may
+/// hold any character, so a hash keeps `a/b` and `a-b` apart.
+pub fn workspace_key(repo_id: &str, workspace: &str) -> String {
+    let digest = Sha256::digest(format!("{repo_id}\0{workspace}").as_bytes());
+    let mut slug: String = workspace
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('-')
+        .chars()
+        .take(32)
+        .collect();
+    if slug.is_empty() {
+        slug.push('w');
+    }
+    format!("{slug}-{}", &hex(&digest)[..8])
+}
+
+/// An exclusive, advisory, per-workspace lock held for the lifetime of the
+/// value. Every process that changes a workspace's resources takes it, so
+/// concurrent `ajj` calls on one workspace serialise and on different
+/// workspaces run in parallel. The kernel drops it if the process dies.
+pub struct WorkspaceLock {
+    _file: File,
+}
+
+pub fn lock_workspace(ctx: &RepoContext, workspace: &str) -> Result<WorkspaceLock> {
+    let (file, path) = lock_file(ctx, workspace)?;
+    file.lock()
+        .map_err(|e| CommandError::io(format!("locking {}", path.display()), e))?;
+    Ok(WorkspaceLock { _file: file })
+}
+
+/// `None` when another process holds the lock: it is working on the
+/// workspace and will leave it converged.
+pub fn try_lock_workspace(ctx: &RepoContext, workspace: &str) -> Result<Option<WorkspaceLock>> {
+    let (file, path) = lock_file(ctx, workspace)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(WorkspaceLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(CommandError::io(format!("locking {}", path.display()), e))
+        }
+    }
+}
+
+fn lock_file(ctx: &RepoContext, workspace: &str) -> Result<(File, PathBuf)> {
+    let dir = ctx.state_dir().join("locks");
+    std::fs::create_dir_all(&dir).map_err(|e| CommandError::io(dir.display(), e))?;
+    let path = dir.join(format!("{}.lock", workspace_key(&ctx.repo_id, workspace)));
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| CommandError::io(path.display(), e))?;
+    Ok((file, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_safe_and_distinct() {
+        let a = workspace_key("r", "feat/a");
+        let b = workspace_key("r", "feat-a");
+        assert_ne!(a, b);
+        assert!(a.starts_with("feat-a-"));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(workspace_key("r", "///").starts_with("w-"));
+        assert_ne!(workspace_key("r1", "x"), workspace_key("r2", "x"));
+    }
+}

@@ -1,0 +1,134 @@
+//! The JSON shapes agents read. Fields may be added; none may be renamed.
+
+use crate::backend::{Observed, RunState};
+use crate::config::Config;
+use crate::context::{self, PortMap};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct WorkspaceReport {
+    pub schema_version: u32,
+    pub name: String,
+    pub workspace_root: String,
+    pub backend: String,
+    pub env_file: String,
+    pub resources: BTreeMap<String, Resource>,
+    pub variables: BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Resource {
+    pub service: String,
+    pub image: String,
+    /// `running`, `exited`, `created`, `restarting`, `paused`, `dead`, or `missing`.
+    pub state: String,
+    pub health: Option<String>,
+    /// False when the container was made from an older aether.toml.
+    pub config_current: bool,
+    pub container: Option<String>,
+    pub host: String,
+    pub internal_port: Option<u16>,
+    pub external_port: Option<u16>,
+    /// Every published port: container port → host port.
+    pub ports: BTreeMap<String, u16>,
+    pub connection_string: Option<String>,
+}
+
+pub fn state_name(s: RunState) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn workspace_report(
+    name: &str,
+    root: &Path,
+    config: &Config,
+    observed: &Observed,
+    ports: &PortMap,
+    backend: &str,
+    host: &str,
+    warnings: Vec<String>,
+) -> WorkspaceReport {
+    let mut resources = BTreeMap::new();
+    for (svc_name, svc) in &config.services {
+        let container = observed
+            .containers
+            .iter()
+            .find(|c| c.workspace == name && &c.service == svc_name);
+        let svc_ports = ports
+            .get(svc_name)
+            .cloned()
+            .or_else(|| container.map(|c| c.ports.clone()))
+            .unwrap_or_default();
+        let internal = svc.spec.ports.first().copied();
+        resources.insert(
+            svc_name.clone(),
+            Resource {
+                service: svc_name.clone(),
+                image: svc.spec.image.clone(),
+                state: container.map_or_else(|| "missing".to_string(), |c| state_name(c.state)),
+                health: container.and_then(|c| c.health.clone()),
+                config_current: container.is_some_and(|c| c.config_hash == svc.spec.config_hash()),
+                container: container.map(|c| c.name.clone()),
+                host: host.to_string(),
+                internal_port: internal,
+                external_port: internal.and_then(|p| svc_ports.get(&p).copied()),
+                ports: svc_ports.iter().map(|(c, h)| (c.to_string(), *h)).collect(),
+                connection_string: context::connection_string(svc, host, &svc_ports, name),
+            },
+        );
+    }
+    let variables = context::variables(config, name, host, ports).unwrap_or_default();
+    WorkspaceReport {
+        schema_version: SCHEMA_VERSION,
+        name: name.to_string(),
+        workspace_root: root.display().to_string(),
+        backend: backend.to_string(),
+        env_file: root.join(crate::envfile::FILE_NAME).display().to_string(),
+        resources,
+        variables,
+        warnings,
+    }
+}
+
+/// The human rendering of a workspace report.
+pub fn print_human(r: &WorkspaceReport) {
+    println!("{} ({}) {}", r.name, r.backend, r.workspace_root);
+    if r.resources.is_empty() {
+        println!("  no services declared (aether.toml)");
+    }
+    for res in r.resources.values() {
+        let health = res
+            .health
+            .as_deref()
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        let drift = if res.config_current || res.state == "missing" {
+            ""
+        } else {
+            " [config changed]"
+        };
+        let ports: Vec<String> = res
+            .ports
+            .iter()
+            .map(|(c, h)| format!("{}:{h}->{c}", res.host))
+            .collect();
+        println!(
+            "  {:<12} {:<10}{health}{drift} {}",
+            res.service,
+            res.state,
+            ports.join(" ")
+        );
+        if let Some(url) = &res.connection_string {
+            println!("  {:<12} {url}", "");
+        }
+    }
+}

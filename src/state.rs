@@ -1,0 +1,89 @@
+//! Aether's private per-workspace state inside the repo store: the sticky
+//! host ports. Labels on containers mirror it, but a container can be
+//! removed behind our back; this file is what keeps `.env` valid then.
+//! Written only under the workspace lock, always atomically.
+
+use crate::error::{CommandError, ErrorCode, Result};
+use crate::repo::{workspace_key, RepoContext};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceState {
+    pub workspace: String,
+    /// service → container port → host port
+    #[serde(default)]
+    pub ports: BTreeMap<String, BTreeMap<u16, u16>>,
+}
+
+fn dir(ctx: &RepoContext) -> PathBuf {
+    ctx.state_dir().join("workspaces")
+}
+
+fn path(ctx: &RepoContext, workspace: &str) -> PathBuf {
+    dir(ctx).join(format!("{}.json", workspace_key(&ctx.repo_id, workspace)))
+}
+
+/// A missing or unreadable file is an empty state: ports are then picked
+/// afresh, which costs a `.env` rewrite but never correctness.
+pub fn load(ctx: &RepoContext, workspace: &str) -> WorkspaceState {
+    std::fs::read(path(ctx, workspace))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<WorkspaceState>(&bytes).ok())
+        .filter(|s| s.workspace == workspace)
+        .unwrap_or_else(|| WorkspaceState {
+            workspace: workspace.to_string(),
+            ..Default::default()
+        })
+}
+
+pub fn save(ctx: &RepoContext, state: &WorkspaceState) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(state).expect("state serialises");
+    write_atomic(&path(ctx, &state.workspace), &bytes, 0o600)
+}
+
+pub fn remove(ctx: &RepoContext, workspace: &str) {
+    let _ = std::fs::remove_file(path(ctx, workspace));
+}
+
+/// Host ports recorded for every workspace of the repo, so that a fresh pick
+/// does not take a port a stopped sibling will want back.
+pub fn all_reserved_ports(ctx: &RepoContext) -> HashSet<u16> {
+    let Ok(entries) = std::fs::read_dir(dir(ctx)) else {
+        return HashSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<WorkspaceState>(&b).ok())
+        .flat_map(|s| s.ports.into_values().flat_map(|m| m.into_values()))
+        .collect()
+}
+
+/// Temp file in the same directory, fsync, rename: readers see the old file
+/// or the new one, never a torn write.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let fail = |e: std::io::Error| {
+        CommandError::new(
+            ErrorCode::EnvFile,
+            format!("cannot write {}: {e}", path.display()),
+        )
+        .detail("file", path.display().to_string())
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".aether-tmp-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(fail)?;
+    tmp.write_all(bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
