@@ -28,9 +28,11 @@ pub fn parse(template: &str) -> Result<Vec<Piece>, String> {
                 loop {
                     match chars.next() {
                         Some('}') => break,
-                        Some('{') | None => return Err(format!(
+                        Some('{') | None => {
+                            return Err(format!(
                             "unclosed placeholder `{{{name}` (write `{{{{` for a literal brace)"
-                        )),
+                        ))
+                        }
                         Some(ch) => name.push(ch),
                     }
                 }

@@ -1,0 +1,370 @@
+//! Shared set-up for integration tests: real `ajj`, real `jj`, the real
+//! Docker Engine. Each test gets its own repo in a temp dir, a hermetic
+//! environment, and a label on every object it makes so that a killed run
+//! is swept by the next one.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const BUSYBOX: &str = "aether-test/busybox:1";
+pub const POSTGRES: &str = "aether-test/postgres:15";
+/// Label on every Docker object a test makes; its value is the test process id.
+pub const TEST_LABEL: &str = "aether-test.pid";
+
+/// `None` (with a message) when Docker or jj is missing, unless
+/// `AETHER_REQUIRE_DOCKER=1` makes that a failure.
+pub fn env() -> Option<()> {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let docker = Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output();
+        if !matches!(&docker, Ok(o) if o.status.success()) {
+            return Err("no reachable Docker Engine".into());
+        }
+        if !matches!(Command::new("jj").arg("--version").output(), Ok(o) if o.status.success()) {
+            return Err("no `jj` on PATH".into());
+        }
+        sweep();
+        let build = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images/build.sh"))
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !build.success() {
+            return Err("building the test images failed".into());
+        }
+        Ok(())
+    });
+    match ready {
+        Ok(()) => Some(()),
+        Err(why) if std::env::var("AETHER_REQUIRE_DOCKER").as_deref() == Ok("1") => {
+            panic!("integration tests need Docker and jj: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "skipping integration test: {why} (set AETHER_REQUIRE_DOCKER=1 to fail instead)"
+            );
+            None
+        }
+    }
+}
+
+fn pid_alive(pid: &str) -> bool {
+    !pid.is_empty() && Path::new("/proc").join(pid).exists()
+}
+
+/// Removes objects labelled by test processes that no longer run.
+fn sweep() {
+    let me = std::process::id().to_string();
+    let kinds: [(&[&str], &[&str]); 3] = [
+        (&["ps", "-a"], &["rm", "-f"]),
+        (&["volume", "ls"], &["volume", "rm", "-f"]),
+        (&["network", "ls"], &["network", "rm"]),
+    ];
+    for (list, rm) in kinds {
+        let format = if list[0] == "ps" {
+            "{{.ID}} {{.Label \"aether-test.pid\"}}"
+        } else {
+            "{{.Name}} {{.Label \"aether-test.pid\"}}"
+        };
+        let out = Command::new("docker")
+            .args(list)
+            .args([
+                "--filter",
+                &format!("label={TEST_LABEL}"),
+                "--format",
+                format,
+            ])
+            .output()
+            .expect("docker");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some((id, pid)) = line.split_once(' ') else {
+                continue;
+            };
+            if pid != me && !pid_alive(pid) {
+                let _ = Command::new("docker").args(rm).arg(id).output();
+            }
+        }
+    }
+}
+
+pub struct TestRepo {
+    pub base: PathBuf,
+    pub main: PathBuf,
+    home: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl TestRepo {
+    /// A fresh jj repo at `<tmp>/main` whose first commit holds `aether.toml`
+    /// (if given) and a `.gitignore` with `.env`.
+    pub fn new(config: Option<&str>) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("aether-it-")
+            .tempdir()
+            .unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let home = base.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let repo = TestRepo {
+            main: base.join("main"),
+            base,
+            home,
+            _tmp: tmp,
+        };
+        repo.jj_in(&repo.base, &["git", "init", "main"]).success();
+        std::fs::write(repo.main.join(".gitignore"), ".env\n").unwrap();
+        if let Some(c) = config {
+            std::fs::write(repo.main.join("aether.toml"), c).unwrap();
+        }
+        repo.jj(&["commit", "-m", "initial"]).success();
+        repo
+    }
+
+    pub fn hermetic(&self, cmd: &mut Command) {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        cmd.env_clear()
+            .env("PATH", path)
+            .env("HOME", &self.home)
+            .env("JJ_USER", "Test User")
+            .env("JJ_EMAIL", "test@example.com")
+            .env("JJ_CONFIG", self.home.join("jj-config.toml"))
+            .env(
+                "AETHER_EXTRA_LABELS",
+                format!("{TEST_LABEL}={}", std::process::id()),
+            );
+        if let Some(h) = std::env::var_os("DOCKER_HOST") {
+            cmd.env("DOCKER_HOST", h);
+        }
+    }
+
+    pub fn jj_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let mut cmd = Command::new("jj");
+        self.hermetic(&mut cmd);
+        cmd.args(args).current_dir(dir);
+        Run::from(cmd.output().unwrap(), "jj", args)
+    }
+
+    pub fn jj(&self, args: &[&str]) -> Run {
+        self.jj_in(&self.main, args)
+    }
+
+    /// An `ajj` command in `dir`, ready to adjust and run.
+    pub fn ajj_cmd(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ajj"));
+        self.hermetic(&mut cmd);
+        cmd.args(args).current_dir(dir);
+        cmd
+    }
+
+    pub fn ajj_in(&self, dir: &Path, args: &[&str]) -> Run {
+        Run::from(self.ajj_cmd(dir, args).output().unwrap(), "ajj", args)
+    }
+
+    pub fn ajj(&self, args: &[&str]) -> Run {
+        self.ajj_in(&self.main, args)
+    }
+
+    pub fn ws(&self, name: &str) -> PathBuf {
+        self.base.join(name)
+    }
+
+    /// `ajj workspace add ../<name> --json`, asserted to succeed.
+    pub fn add(&self, name: &str) -> Value {
+        self.ajj(&["workspace", "add", &format!("../{name}"), "--json"])
+            .success()
+            .json()
+    }
+
+    pub fn workspace_names(&self) -> Vec<String> {
+        let out = self
+            .jj(&["workspace", "list", "-T", "name ++ \"\\n\""])
+            .success();
+        out.stdout.lines().map(String::from).collect()
+    }
+
+    /// The `dev.aether.repo` label value: sha256 of the store's path, as ajj computes it.
+    pub fn repo_id(&self) -> String {
+        use sha2::Digest;
+        let store = self.main.join(".jj/repo").canonicalize().unwrap();
+        let digest = sha2::Sha256::digest(store.as_os_str().as_encoded_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()[..12]
+            .to_string()
+    }
+
+    /// Names of this repo's Docker objects of one kind (`container`,
+    /// `volume`, `network`) matching a `docker … --filter`.
+    pub fn docker_names(&self, kind: &str, filter: &str) -> Vec<String> {
+        docker_names(
+            kind,
+            &[&format!("label=dev.aether.repo={}", self.repo_id()), filter],
+        )
+    }
+}
+
+/// Names of Docker objects of one kind matching every filter.
+pub fn docker_names(kind: &str, filters: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("docker");
+    match kind {
+        "container" => cmd.args(["ps", "-a", "--format", "{{.Names}}"]),
+        "volume" => cmd.args(["volume", "ls", "--format", "{{.Name}}"]),
+        _ => cmd.args(["network", "ls", "--format", "{{.Name}}"]),
+    };
+    for f in filters {
+        cmd.args(["--filter", f]);
+    }
+    let out = cmd.output().unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    names.sort();
+    names
+}
+
+impl Drop for TestRepo {
+    fn drop(&mut self) {
+        // Best effort: forget every workspace so its objects go with the test.
+        let mut cmd = Command::new("jj");
+        self.hermetic(&mut cmd);
+        cmd.args(["workspace", "list", "-T", "name ++ \"\\n\""])
+            .current_dir(&self.main);
+        let names: Vec<String> = cmd
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !names.is_empty() {
+            let mut args = vec!["workspace", "forget"];
+            args.extend(names.iter().map(String::as_str));
+            let _ = self.ajj_cmd(&self.main, &args).output();
+        }
+    }
+}
+
+pub struct Run {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    what: String,
+}
+
+impl Run {
+    pub fn from(o: Output, program: &str, args: &[&str]) -> Self {
+        Run {
+            status: o.status,
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            what: format!("{program} {}", args.join(" ")),
+        }
+    }
+
+    pub fn success(self) -> Self {
+        assert!(
+            self.status.success(),
+            "`{}` failed ({:?})\nstdout: {}\nstderr: {}",
+            self.what,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn failure(self) -> Self {
+        assert!(
+            !self.status.success(),
+            "`{}` should fail\nstdout: {}\nstderr: {}",
+            self.what,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "`{}`: stdout is not one JSON object ({e}): {:?}\nstderr: {}",
+                self.what, self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// The error code of a `--json` failure.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// Parses a `.env` with dotenvy.
+pub fn dotenv(path: &Path) -> BTreeMap<String, String> {
+    dotenvy::from_path_iter(path)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+pub fn busybox_web(extra: &str) -> String {
+    format!(
+        r#"[services.web]
+image = "{BUSYBOX}"
+command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+ports = [8080]
+stop_timeout = "1s"
+connection_string = "http://{{host}}:{{port}}/"
+{extra}
+"#
+    )
+}
+
+pub fn postgres_db() -> String {
+    format!(
+        r#"[services.db]
+image = "{POSTGRES}"
+ports = [5432]
+env = {{ POSTGRES_PASSWORD = "pass" }}
+command = ["postgres", "-c", "fsync=off"]
+volumes = {{ data = "/var/lib/postgresql/data" }}
+healthcheck = {{ command = ["pg_isready", "-h", "127.0.0.1", "-U", "postgres"], interval = "200ms", retries = 100 }}
+connection_string = "postgres://postgres:pass@{{host}}:{{port}}/postgres"
+stop_timeout = "2s"
+
+[env]
+DATABASE_URL = "{{db.url}}"
+"#
+    )
+}
+
+/// Fetches a URL with curl; `None` when it does not answer.
+pub fn curl(url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn container_id(name: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.Id}}", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
