@@ -79,11 +79,10 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
             break;
         }
     }
-    match positionals.as_slice() {
-        ["run" | "status" | "reconcile" | "init", ..] => true,
-        ["workspace", "add" | "forget"] => true,
-        _ => false,
-    }
+    matches!(
+        positionals.as_slice(),
+        ["run" | "status" | "reconcile" | "init", ..] | ["workspace", "add" | "forget"]
+    )
 }
 
 /// `--json` anywhere before `--` (after it, the arguments belong to `ajj run`'s command).

@@ -138,6 +138,11 @@ fn update(root: &Path, block: Option<&str>) -> Result<bool> {
     if existing.is_some() && new == old && mode_ok {
         return Ok(false);
     }
+    if new.is_empty() && block.is_none() {
+        // Only Aether's block was there: leave no empty file behind.
+        std::fs::remove_file(&path).map_err(|e| CommandError::io(path.display(), e))?;
+        return Ok(true);
+    }
     write_atomic(&path, new.as_bytes(), 0o600)?;
     Ok(true)
 }
@@ -167,6 +172,22 @@ pub fn read_all(root: &Path) -> Result<Vec<(String, String)>> {
         })
     })
     .collect()
+}
+
+/// Whether jj would leave `.env` out of snapshots, judged by the workspace's
+/// root `.gitignore` and the user's global excludes file.
+pub fn is_ignored(root: &Path) -> bool {
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(root);
+    builder.add(root.join(".gitignore"));
+    let local = builder
+        .build()
+        .map(|g| g.matched(FILE_NAME, false).is_ignore())
+        .unwrap_or(false);
+    local
+        || ignore::gitignore::Gitignore::global()
+            .0
+            .matched(FILE_NAME, false)
+            .is_ignore()
 }
 
 #[cfg(test)]
@@ -221,20 +242,4 @@ mod tests {
         assert!(check_value("A", "a\\b").is_err());
         assert!(check_value("A", "postgres://u:p@h:1/d?x=$y&z=\"q\"").is_ok());
     }
-}
-
-/// Whether jj would leave `.env` out of snapshots, judged by the workspace's
-/// root `.gitignore` and the user's global excludes file.
-pub fn is_ignored(root: &Path) -> bool {
-    let mut builder = ignore::gitignore::GitignoreBuilder::new(root);
-    builder.add(root.join(".gitignore"));
-    let local = builder
-        .build()
-        .map(|g| g.matched(FILE_NAME, false).is_ignore())
-        .unwrap_or(false);
-    local
-        || ignore::gitignore::Gitignore::global()
-            .0
-            .matched(FILE_NAME, false)
-            .is_ignore()
 }

@@ -38,51 +38,57 @@ pub struct Target<'a> {
 
 pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
     let start = Instant::now();
-    let mut polls = 0u32;
     loop {
-        // The container's own state is checked every few polls so a crash is
-        // reported at once rather than as a timeout.
-        let check_state = t.healthcheck || polls % 5 == 0;
-        if check_state {
-            let live = backend.live_status(t.container).await?;
-            if matches!(live.state, RunState::Exited | RunState::Dead) {
-                let logs = backend.logs_tail(t.container, 20).await;
-                return Err(CommandError::new(
-                    ErrorCode::ServiceExited,
-                    format!(
-                        "{}/{} exited with code {} while starting",
-                        t.workspace,
-                        t.service,
-                        live.exit_code.unwrap_or(-1)
-                    ),
-                )
-                .hint(format!(
-                    "check its image and command; `docker logs {}` shows the rest",
-                    t.container
-                ))
-                .detail("service", t.service)
-                .detail("workspace", t.workspace)
-                .detail("logs", logs.trim_end()));
-            }
-            if t.healthcheck {
-                match live.health.as_deref() {
-                    Some("healthy") => return Ok(()),
-                    Some("unhealthy") => {
-                        return Err(not_ready(t, "its healthcheck reports unhealthy"))
-                    }
-                    _ => {}
-                }
-            }
+        let live = backend.live_status(t.container).await?;
+        // A container that restarts while starting has exited at least once
+        // (the restart policy hides it); the proxy in front of a restarting
+        // container can even hold connections open, so it must never count.
+        if matches!(
+            live.state,
+            RunState::Exited | RunState::Dead | RunState::Restarting
+        ) {
+            return Err(exited(backend, t, live.exit_code).await);
         }
-        if !t.healthcheck && live_ports(t).await {
-            return Ok(());
+        if t.healthcheck {
+            match live.health.as_deref() {
+                Some("healthy") => return Ok(()),
+                Some("unhealthy") => return Err(not_ready(t, "its healthcheck reports unhealthy")),
+                _ => {}
+            }
+        } else if live.state == RunState::Running && live_ports(t).await {
+            // Confirm nothing died while the probe held its connection.
+            let after = backend.live_status(t.container).await?;
+            if after.state == RunState::Running {
+                return Ok(());
+            }
+            return Err(exited(backend, t, after.exit_code).await);
         }
         if start.elapsed() >= t.timeout {
             return Err(not_ready(t, "it did not become ready in time"));
         }
-        polls += 1;
         tokio::time::sleep(POLL).await;
     }
+}
+
+async fn exited<B: Backend>(backend: &B, t: &Target<'_>, code: Option<i64>) -> CommandError {
+    let logs = backend.logs_tail(t.container, 20).await;
+    CommandError::new(
+        ErrorCode::ServiceExited,
+        format!(
+            "{}/{} exited with code {} while starting",
+            t.workspace,
+            t.service,
+            code.unwrap_or(-1)
+        ),
+    )
+    .hint(format!(
+        "check its image and command; `docker logs {}` shows the rest",
+        t.container
+    ))
+    .detail("service", t.service)
+    .detail("workspace", t.workspace)
+    .detail("exit_code", code)
+    .detail("logs", logs.trim_end())
 }
 
 async fn live_ports(t: &Target<'_>) -> bool {

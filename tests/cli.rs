@@ -1,0 +1,123 @@
+//! Pass-through to jj, `ajj init`, `ajj run`'s process handling.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn unknown_commands_are_jj_byte_for_byte() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(None);
+    for args in [
+        &["log", "-r", "::@", "-T", "commit_id ++ \"\\n\""][..],
+        &["st"],
+        &["workspace", "list"],
+        &["log", "--help"],
+        &["--color=never", "log", "-r", "@", "--no-graph"],
+    ] {
+        let jj = repo.jj(args);
+        let ajj = repo.ajj(args);
+        assert_eq!(ajj.stdout, jj.stdout, "{args:?}");
+        assert_eq!(ajj.stderr, jj.stderr, "{args:?}");
+        assert_eq!(ajj.status.code(), jj.status.code(), "{args:?}");
+    }
+    // Failing jj commands keep jj's exit code.
+    let jj = repo.jj(&["no-such-command"]);
+    let ajj = repo.ajj(&["no-such-command"]);
+    assert_eq!(ajj.status.code(), jj.status.code());
+    assert!(!ajj.status.success());
+
+    let help = repo.ajj(&["--help"]).success();
+    for cmd in ["workspace", "run", "status", "reconcile", "init", "jj"] {
+        assert!(
+            help.stdout.contains(cmd),
+            "help mentions {cmd}: {}",
+            help.stdout
+        );
+    }
+    let add_help = repo.ajj(&["workspace", "add", "--help"]).success();
+    assert!(add_help.stdout.contains("--json"));
+}
+
+#[test]
+fn init_writes_a_valid_starter_and_ignores_env() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(None);
+    std::fs::remove_file(repo.main.join(".gitignore")).unwrap();
+    std::fs::write(repo.main.join(".gitignore"), "target/").unwrap();
+    let out = repo.ajj(&["init", "--json"]).success().json();
+    assert_eq!(out["wrote_config"], true);
+    assert_eq!(out["added_env_to_gitignore"], true);
+    assert_eq!(
+        std::fs::read_to_string(repo.main.join(".gitignore")).unwrap(),
+        "target/\n# Aether writes service credentials here\n.env\n"
+    );
+    // The starter is valid: reconcile accepts it.
+    repo.ajj(&["reconcile"]).success();
+    // Running again keeps both files as they are.
+    let again = repo.ajj(&["init", "--json"]).success().json();
+    assert_eq!(again["wrote_config"], false);
+    assert_eq!(again["added_env_to_gitignore"], false);
+
+    // jj really ignores .env now.
+    std::fs::write(repo.main.join(".env"), "X=1\n").unwrap();
+    let files = repo.jj(&["file", "list"]).success().stdout;
+    assert!(!files.lines().any(|l| l == ".env"), "{files}");
+}
+
+#[test]
+fn add_warns_when_env_would_be_committed() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(Some(&busybox_web("")));
+    std::fs::write(repo.main.join(".gitignore"), "").unwrap();
+    repo.jj(&["commit", "-m", "unignore"]).success();
+    let out = repo.add("w");
+    let warnings = out["warnings"].to_string();
+    assert!(
+        warnings.contains(".gitignore") && warnings.contains("not ignored"),
+        "{out}"
+    );
+}
+
+#[test]
+fn run_forwards_signals_and_reports_them_in_the_exit_code() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(None);
+    let mut child = repo
+        .ajj_cmd(
+            &repo.main,
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "trap 'exit 42' TERM; sleep 30 & wait",
+            ],
+        )
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child process.
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(42),
+        "the child's trap ran and its code came back"
+    );
+
+    let mut child = repo
+        .ajj_cmd(&repo.main, &["run", "--", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 2), "killed by SIGINT → 130");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
