@@ -209,3 +209,47 @@ fn usage_and_location_errors() {
     assert_eq!(out.status.code(), Some(127));
     assert!(out.stderr.contains("COMMAND_NOT_FOUND"));
 }
+
+#[test]
+fn a_network_made_ahead_of_time_is_taken_back_when_not_needed() {
+    let Some(()) = env() else { return };
+    // History: no config → a broken config → a working one (on disk in `main`).
+    let repo = TestRepo::new(None);
+    let rev = |r: &TestRepo| {
+        r.jj(&["log", "-r", "@-", "--no-graph", "-T", "change_id"])
+            .success()
+            .stdout
+    };
+    let empty = rev(&repo);
+    std::fs::write(repo.main.join("aether.toml"), "[services.web\n").unwrap();
+    repo.jj(&["commit", "-m", "broken"]).success();
+    let broken = rev(&repo);
+    std::fs::write(repo.main.join("aether.toml"), busybox_web("")).unwrap();
+    repo.jj(&["commit", "-m", "services"]).success();
+
+    let out = repo
+        .ajj(&["workspace", "add", "../e", "-r", &empty, "--json"])
+        .success()
+        .json();
+    assert_eq!(out["resources"], serde_json::json!({}));
+    assert!(repo
+        .docker_names("network", "label=dev.aether.workspace=e")
+        .is_empty());
+
+    let out = repo
+        .ajj(&["workspace", "add", "../b", "-r", &broken, "--json"])
+        .failure();
+    assert_eq!(out.error_code(), "CONFIG_INVALID");
+    assert!(repo
+        .docker_names("network", "label=dev.aether.workspace=b")
+        .is_empty());
+    assert!(!repo.workspace_names().contains(&"b".to_string()));
+
+    // And a workspace that does get services ends up with exactly one network.
+    repo.add("s");
+    assert_eq!(
+        repo.docker_names("network", "label=dev.aether.workspace=s")
+            .len(),
+        1
+    );
+}

@@ -72,10 +72,6 @@ impl DockerBackend {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn network_name(&self, workspace: &str) -> String {
-        format!("aether-{}", workspace_key(&self.repo_id, workspace))
-    }
-
     pub fn volume_name(&self, workspace: &str, service: &str, volume: &str) -> String {
         format!(
             "aether-{}-{service}-{volume}",
@@ -159,6 +155,10 @@ impl Backend for DockerBackend {
 
     fn client_host(&self) -> &str {
         &self.host
+    }
+
+    fn network_name(&self, workspace: &str) -> String {
+        format!("aether-{}", workspace_key(&self.repo_id, workspace))
     }
 
     fn container_name(&self, workspace: &str, service: &str) -> String {
@@ -294,8 +294,17 @@ impl Backend for DockerBackend {
     }
 
     async fn ensure_network(&self, workspace: &str) -> Result<()> {
-        self.count();
         let name = self.network_name(workspace);
+        // Look before creating: engines before 25 happily create a second
+        // network of the same name, which makes the name ambiguous.
+        self.count();
+        let opts = bollard::query_parameters::InspectNetworkOptions::default();
+        match self.docker.inspect_network(&name, Some(opts)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status_code(&e) == Some(404) => {}
+            Err(e) => return Err(self.api_error(&format!("inspecting network {name}"), e)),
+        }
+        self.count();
         let req = NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".into()),
@@ -420,7 +429,10 @@ impl Backend for DockerBackend {
                 _ => self.api_error(&format!("creating container {name}"), e),
             }));
         }
-        match self.start(&name).await {
+        let t = std::time::Instant::now();
+        let started = self.start(&name).await;
+        tracing::debug!(container = %name, ms = t.elapsed().as_millis() as u64, "start");
+        match started {
             Ok(()) => Ok(()),
             Err(err) => {
                 // Leave nothing behind: the caller retries with other ports
@@ -499,6 +511,14 @@ impl Backend for DockerBackend {
             .inspect_container(container, None)
             .await
             .map_err(|e| self.api_error(&format!("inspecting {container}"), e))?;
+        let direct_ip = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|nets| {
+                nets.into_values()
+                    .find_map(|e| e.ip_address.filter(|ip| !ip.is_empty()))
+            })
+            .and_then(|ip| ip.parse().ok());
         let state = info.state.unwrap_or_default();
         let run = match state.status {
             Some(ContainerStateStatusEnum::CREATED) => RunState::Created,
@@ -520,6 +540,7 @@ impl Backend for DockerBackend {
             state: run,
             health,
             exit_code: state.exit_code,
+            direct_ip,
         })
     }
 

@@ -96,6 +96,9 @@ pub struct LiveStatus {
     pub state: RunState,
     pub health: Option<String>,
     pub exit_code: Option<i64>,
+    /// The container's own address, when this machine can route to it
+    /// (local Docker on Linux). Readiness then connects past the proxy.
+    pub direct_ip: Option<std::net::IpAddr>,
 }
 
 /// Implemented by each place Aether can run services.
@@ -107,6 +110,8 @@ pub trait Backend {
     fn client_host(&self) -> &str;
     /// The name the backend gives a service's container.
     fn container_name(&self, workspace: &str, service: &str) -> String;
+    /// The name of a workspace's network.
+    fn network_name(&self, workspace: &str) -> String;
     /// All objects of the repo, or of one workspace: one list per object kind.
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed>;
     async fn ensure_image(&self, image: &str) -> Result<()>;

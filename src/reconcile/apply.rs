@@ -84,6 +84,7 @@ impl<'a, B: Backend> Applier<'a, B> {
         actions: &[Action],
         observed: &Observed,
     ) -> Result<Applied> {
+        let started = std::time::Instant::now();
         let mut saved = state::load(self.ctx, workspace);
         {
             let mut claimed = self.claimed.lock().unwrap();
@@ -143,6 +144,11 @@ impl<'a, B: Backend> Applier<'a, B> {
             prep.push(Box::pin(self.backend.ensure_image(image)));
         }
         collect(join_all(prep).await)?;
+        tracing::debug!(
+            workspace,
+            ms = started.elapsed().as_millis() as u64,
+            "prepared network, volumes, images"
+        );
 
         // 3. Containers, in parallel: that is where the time goes.
         let mut new_ports: BTreeMap<String, BTreeMap<u16, u16>> = BTreeMap::new();
@@ -178,6 +184,11 @@ impl<'a, B: Backend> Applier<'a, B> {
             }
         }
 
+        tracing::debug!(
+            workspace,
+            ms = started.elapsed().as_millis() as u64,
+            "containers ready"
+        );
         // 4. Volumes and the network once nothing uses them.
         let cleanup = actions.iter().filter_map(|a| match a {
             Action::RemoveVolume { volume, .. } => Some(Box::pin(async move {
@@ -286,11 +297,18 @@ impl<'a, B: Backend> Applier<'a, B> {
             workspace,
             service: name,
             container: &container,
-            host_ports: ports.values().copied().collect(),
+            ports: ports.iter().map(|(c, h)| (*c, *h)).collect(),
             healthcheck: svc.spec.healthcheck.is_some(),
             timeout: svc.ready_timeout,
         };
+        let started = std::time::Instant::now();
         readiness::wait_ready(self.backend, &target).await?;
+        tracing::debug!(
+            workspace,
+            service = name,
+            ms = started.elapsed().as_millis() as u64,
+            "ready after start"
+        );
         self.say(format!("Ready {workspace}/{name}"));
         Ok(ports)
     }

@@ -13,6 +13,17 @@ use tokio::net::TcpStream;
 const HOLD: Duration = Duration::from_millis(150);
 const POLL: Duration = Duration::from_millis(50);
 
+/// Connects straight to the container: `Some(true)` listening, `Some(false)`
+/// refused, `None` when the address cannot be reached from here at all.
+async fn probe_direct(ip: std::net::IpAddr, port: u16) -> Option<bool> {
+    match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect((ip, port))).await {
+        Ok(Ok(_)) => Some(true),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(false),
+        _ => None,
+    }
+}
+
+/// Through the published port, past Docker's proxy (see the module docs).
 pub async fn probe(host: &str, port: u16) -> bool {
     let Ok(Ok(mut stream)) =
         tokio::time::timeout(Duration::from_secs(1), TcpStream::connect((host, port))).await
@@ -31,7 +42,8 @@ pub struct Target<'a> {
     pub workspace: &'a str,
     pub service: &'a str,
     pub container: &'a str,
-    pub host_ports: Vec<u16>,
+    /// (container port, host port)
+    pub ports: Vec<(u16, u16)>,
     pub healthcheck: bool,
     pub timeout: Duration,
 }
@@ -55,7 +67,7 @@ pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
                 Some("unhealthy") => return Err(not_ready(t, "its healthcheck reports unhealthy")),
                 _ => {}
             }
-        } else if live.state == RunState::Running && live_ports(t).await {
+        } else if live.state == RunState::Running && live_ports(t, live.direct_ip).await {
             // Confirm nothing died while the probe held its connection.
             let after = backend.live_status(t.container).await?;
             if after.state == RunState::Running {
@@ -91,9 +103,17 @@ async fn exited<B: Backend>(backend: &B, t: &Target<'_>, code: Option<i64>) -> C
     .detail("logs", logs.trim_end())
 }
 
-async fn live_ports(t: &Target<'_>) -> bool {
-    for port in &t.host_ports {
-        if !probe("127.0.0.1", *port).await {
+async fn live_ports(t: &Target<'_>, direct_ip: Option<std::net::IpAddr>) -> bool {
+    for &(container_port, host_port) in &t.ports {
+        let direct = match direct_ip {
+            Some(ip) => probe_direct(ip, container_port).await,
+            None => None,
+        };
+        let up = match direct {
+            Some(up) => up,
+            None => probe("127.0.0.1", host_port).await,
+        };
+        if !up {
             return false;
         }
     }

@@ -1,6 +1,6 @@
 //! `ajj workspace add`: `jj workspace add`, then the workspace's environment.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, ObservedObject};
 use crate::commands::{self, print_json};
 use crate::config;
 use crate::envfile;
@@ -72,7 +72,18 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     let backend = commands::backend(&ctx)?;
     commands::block_on(async {
         // Docker first: if it is down, fail before jj changes anything.
-        let observed = backend.observe(Some(&name)).await?;
+        let mut observed = backend.observe(Some(&name)).await?;
+        // Creating the network takes as long as jj does, and needs no config:
+        // start it now if this workspace declares services (the new one most
+        // likely does too), and take it back if that guess was wrong.
+        let speculate = observed.networks.is_empty()
+            && config::load_from_root(&ctx.workspace_root).is_ok_and(|c| !c.services.is_empty());
+        let network = backend.network_name(&name);
+        let undo_network = || async {
+            if speculate {
+                let _ = backend.remove_network(&network).await;
+            }
+        };
 
         let mut jj_args: Vec<OsString> = Vec::new();
         if let Some(r) = repo {
@@ -91,19 +102,38 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         if let Some(mode) = &args.sparse_patterns {
             jj_args.extend(["--sparse-patterns".into(), mode.into()]);
         }
-        jj::run_visible(&jj_args, &cwd, args.json, "workspace add")?;
+        let json = args.json;
+        let jj_add = tokio::task::spawn_blocking(move || {
+            jj::run_visible(&jj_args, &cwd, json, "workspace add")
+        });
+        let early_network = async { speculate && backend.ensure_network(&name).await.is_ok() };
+        let (added, made_network) = tokio::join!(jj_add, early_network);
+        if made_network {
+            // Apply must not create it twice: engines before 25 accept duplicate names.
+            observed.networks.push(ObservedObject {
+                name: network.clone(),
+                workspace: name.clone(),
+                ..Default::default()
+            });
+        }
+        let added = added
+            .map_err(|e| CommandError::new(ErrorCode::Internal, format!("jj task failed: {e}")));
+        if let Err(e) = added.and_then(|r| r) {
+            undo_network().await;
+            return Err(e);
+        }
 
-        let entries = jj::list_workspaces(&ctx.workspace_root)?;
-        let root = entries
-            .iter()
-            .find(|e| e.name == name)
-            .and_then(|e| e.root.clone())
-            .ok_or_else(|| {
-                CommandError::new(
-                    ErrorCode::JjFailed,
-                    format!("jj did not list workspace {name:?} after adding it"),
-                )
-            })?;
+        // jj succeeded, so the workspace exists under the name and path we
+        // gave it: no need to ask jj again.
+        let root = dest.canonicalize().map_err(|e| {
+            CommandError::io(
+                format!(
+                    "jj added the workspace but {} is unreadable",
+                    dest.display()
+                ),
+                e,
+            )
+        })?;
 
         // The new workspace's own aether.toml decides. If it is invalid the
         // workspace is undone, so a bad config leaves nothing behind.
@@ -111,11 +141,16 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
             Ok(c) => c,
             Err(e) => {
                 rollback(&ctx.workspace_root, &name, &root, dest_existed);
+                undo_network().await;
                 return Err(e.detail("rolled_back", true).hint(format!(
                     "fix aether.toml in the revision you add the workspace from, then run `ajj workspace add` again (the jj workspace {name:?} was forgotten again)"
                 )));
             }
         };
+        if config.services.is_empty() && made_network {
+            undo_network().await;
+            observed.networks.clear();
+        }
         let desired = DesiredWorkspace {
             root: root.clone(),
             config,
@@ -124,8 +159,8 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         let settled = reconcile::converge_workspace(&applier, &name, Some(&desired), Some(observed))
             .await
             .map_err(|e| {
-                let hint = e.hint.clone().unwrap_or_default();
-                e.hint(format!("{hint}; the jj workspace exists: once fixed, run `ajj reconcile` to finish its environment"))
+                let hint = e.hint.clone().map(|h| format!("{h}; ")).unwrap_or_default();
+                e.hint(format!("{hint}the jj workspace exists: once fixed, run `ajj reconcile` to finish its environment"))
             })?;
 
         let mut warnings = applier.warnings.lock().unwrap().clone();

@@ -1,0 +1,63 @@
+"""Turns hyperfine's JSON exports from bench/run into BENCHMARKS.md."""
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+out, target = Path(sys.argv[1]), Path(sys.argv[2])
+
+
+def load(name):
+    data = json.loads((out / f"{name}.json").read_text())["results"]
+    return [(r["command"], r["median"] * 1000, r["stddev"] * 1000 if r["stddev"] else 0.0) for r in data]
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+rows = []
+
+
+def compare(title, name, target_text, check):
+    (base_cmd, base, base_sd), (ajj_cmd, ajj, ajj_sd) = load(name)
+    ratio = ajj / base
+    rows.append((title, base_cmd, base, ajj_cmd, ajj, ratio, ajj - base, target_text, check(ratio, ajj - base)))
+
+
+compare("pass-through `log`", "log", "ratio ≤ 1.05", lambda r, d: r <= 1.05)
+compare("pass-through `st`", "st", "ratio ≤ 1.05", lambda r, d: r <= 1.05)
+compare("`workspace add`, no services (Aether's overhead)", "add_empty", "≤ 100 ms added (MVP); requirement 1 s", lambda r, d: d <= 100)
+compare("`workspace add`, 2 services, vs hand-written script", "add_two", "ratio ≤ 0.8", lambda r, d: r <= 0.8)
+compare("`ajj run -- true` vs `true`", "run", "≤ 5 ms added", lambda r, d: d <= 5)
+
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+mem = sh("free -g | awk '/Mem:/{print $2}'")
+docker = sh("docker version -f '{{.Server.Version}}'")
+machine = (
+    f"Machine: {sh('nproc')} cores ({cpu}), {mem} GiB, {platform.system()} {platform.release()}; "
+    f"Docker Engine {docker}; {sh('jj --version')}."
+)
+lines = [
+    "# Benchmarks",
+    "",
+    "Written by `bench/run` (hyperfine, one run, one machine). Medians in milliseconds;",
+    "the ratio is Aether's median over the baseline's, the difference is Aether's added time.",
+    "",
+    machine,
+    "",
+    "| comparison | baseline | median | ajj | median | ratio | added | target | met |",
+    "|---|---|---:|---|---:|---:|---:|---|---|",
+]
+for title, bc, b, ac, a, r, d, t, ok in rows:
+    short = lambda c: "`" + c.replace(str(Path(sys.argv[2]).parent) + "/target/release/", "").split(" --no-pager")[0][:60] + "`"
+    lines.append(f"| {title} | {short(bc)} | {b:.1f} | {short(ac)} | {a:.1f} | {r:.3f} | {d:+.1f} ms | {t} | {'yes' if ok else '**no**'} |")
+lines += ["", "Raw hyperfine exports: `bench/results/*.json` after a run.", ""]
+notes = Path(__file__).with_name("NOTES.md")
+if notes.exists():
+    lines += [notes.read_text()]
+target.write_text("\n".join(lines))
