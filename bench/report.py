@@ -8,9 +8,24 @@ from pathlib import Path
 out, target = Path(sys.argv[1]), Path(sys.argv[2])
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return (xs[n // 2] + xs[(n - 1) // 2]) / 2
+
+
 def load(name):
-    data = json.loads((out / f"{name}.json").read_text())["results"]
-    return [(r["command"], r["median"] * 1000, r["stddev"] * 1000 if r["stddev"] else 0.0) for r in data]
+    """(command, median ms, samples) for the baseline and for ajj, pooling interleaved rounds."""
+    files = sorted(out.glob(f"{name}.r*.json")) or [out / f"{name}.json"]
+    times = {}
+    order = []
+    for f in files:
+        for r in json.loads(f.read_text())["results"]:
+            if r["command"] not in times:
+                order.append(r["command"])
+            times.setdefault(r["command"], []).extend(r["times"])
+    base, ajj = sorted(order, key=lambda c: "ajj" in c)
+    return [(c, median(times[c]) * 1000, len(times[c])) for c in (base, ajj)]
 
 
 def sh(cmd):
@@ -24,9 +39,9 @@ rows = []
 
 
 def compare(title, name, target_text, check):
-    (base_cmd, base, base_sd), (ajj_cmd, ajj, ajj_sd) = load(name)
+    (base_cmd, base, n_base), (ajj_cmd, ajj, n_ajj) = load(name)
     ratio = ajj / base
-    rows.append((title, base_cmd, base, ajj_cmd, ajj, ratio, ajj - base, target_text, check(ratio, ajj - base)))
+    rows.append((title, base_cmd, base, ajj_cmd, ajj, ratio, ajj - base, n_ajj, target_text, check(ratio, ajj - base)))
 
 
 compare("pass-through `log`", "log", "ratio ≤ 1.05", lambda r, d: r <= 1.05)
@@ -50,12 +65,12 @@ lines = [
     "",
     machine,
     "",
-    "| comparison | baseline | median | ajj | median | ratio | added | target | met |",
-    "|---|---|---:|---|---:|---:|---:|---|---|",
+    "| comparison | baseline | median | ajj | median | ratio | added | runs | target | met |",
+    "|---|---|---:|---|---:|---:|---:|---:|---|---|",
 ]
-for title, bc, b, ac, a, r, d, t, ok in rows:
-    short = lambda c: "`" + c.replace(str(Path(sys.argv[2]).parent) + "/target/release/", "").split(" --no-pager")[0][:60] + "`"
-    lines.append(f"| {title} | {short(bc)} | {b:.1f} | {short(ac)} | {a:.1f} | {r:.3f} | {d:+.1f} ms | {t} | {'yes' if ok else '**no**'} |")
+for title, bc, b, ac, a, r, d, n, t, ok in rows:
+    short = lambda c: "`" + c.replace(str(Path(sys.argv[2]).parent) + "/target/release/", "").replace(" --no-pager", "").split("/tmp/")[0].replace("bash ", "by-hand.sh")[:60] + "`"
+    lines.append(f"| {title} | {short(bc)} | {b:.1f} | {short(ac)} | {a:.1f} | {r:.3f} | {d:+.1f} ms | {n} | {t} | {'yes' if ok else '**no**'} |")
 lines += ["", "Raw hyperfine exports: `bench/results/*.json` after a run.", ""]
 notes = Path(__file__).with_name("NOTES.md")
 if notes.exists():

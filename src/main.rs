@@ -1,6 +1,12 @@
 //! `ajj`: jj, plus per-workspace environments. Commands Aether defines are
 //! parsed here; everything else is exec'd into jj before any runtime, Docker
 //! connection or config read, so the pass-through path costs one exec.
+//!
+//! `no_main`: Rust's own start-up (stack-guard discovery through
+//! /proc/self/maps, an alternate signal stack) is most of what `ajj log`
+//! costs over `jj log`, and the pass-through path needs none of it. std
+//! still works: on Linux it takes argv from glibc's init hooks.
+#![cfg_attr(not(test), no_main)]
 
 mod backend;
 mod cli;
@@ -19,7 +25,19 @@ mod template;
 use clap::Parser;
 use std::ffi::OsString;
 
-fn main() {
+#[cfg(not(test))]
+#[no_mangle]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // std's runtime would have ignored SIGPIPE; do the same so a closed
+    // pipe on stdout is an error, not a silent death.
+    // SAFETY: setting a signal disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    real_main();
+    0
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn real_main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     if !cli::routes_to_aether(&args[1..]) {
         commands::passthrough::exec_jj(&args[1..]);
@@ -46,6 +64,7 @@ fn main() {
     }
 }
 
+#[cfg_attr(test, allow(dead_code))]
 /// `AETHER_LOG=debug` turns on diagnostics on stderr (Docker API call counts among them).
 fn init_tracing() {
     if let Ok(filter) = std::env::var("AETHER_LOG") {
