@@ -253,3 +253,26 @@ fn a_network_made_ahead_of_time_is_taken_back_when_not_needed() {
         1
     );
 }
+
+#[test]
+fn the_documented_example_config_is_valid() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(None);
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("aether.toml.example"),
+    )
+    .unwrap();
+    std::fs::write(repo.main.join("aether.toml"), example).unwrap();
+    // `--dry-run` validates and plans without starting images that are not here.
+    let plan = repo
+        .ajj(&["reconcile", "--dry-run", "--json"])
+        .success()
+        .json();
+    let creates = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "create_container")
+        .count();
+    assert_eq!(creates, 2, "{plan}");
+}
