@@ -676,3 +676,56 @@ REDIS_UI = "http://{cache.host}:{cache.port.8001}/{workspace}"
             .contains("duration"));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: &[&str] = &[
+        "[services.db]\n",
+        "[services.x-1]\n",
+        "[env]\n",
+        "image = \"i\"\n",
+        "ports = [5432]\n",
+        "ports = [0, 70000]\n",
+        "ports = \"x\"\n",
+        "env = { A = 1 }\n",
+        "command = []\n",
+        "volumes = { d = \"/d\" }\n",
+        "volumes = { d = \"r\" }\n",
+        "healthcheck = { command = [\"x\"], interval = \"1q\" }\n",
+        "connection_string = \"{host}:{port.5432}\"\n",
+        "connection_string = \"{\"\n",
+        "X = \"{db.url}\"\n",
+        "ready_timeout = \"5s\"\n",
+        "= \n",
+        "[[services]]\n",
+        "\"\n",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+        /// Arbitrary bytes never panic the loader; they parse or name an error position.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            if let Err(e) = parse(&text, Path::new("aether.toml")) {
+                prop_assert_eq!(e.code, ErrorCode::ConfigInvalid);
+            }
+        }
+
+        /// Plausible fragments in any order: errors always carry a line.
+        #[test]
+        fn shuffled_fragments_never_panic(picks in proptest::collection::vec(0..KEYS.len(), 0..12)) {
+            let text: String = picks.iter().map(|i| KEYS[*i]).collect();
+            match parse(&text, Path::new("aether.toml")) {
+                Ok(c) => for svc in c.services.values() { prop_assert!(!svc.spec.image.is_empty()); },
+                Err(e) => {
+                    prop_assert_eq!(e.code, ErrorCode::ConfigInvalid);
+                    prop_assert!(e.details.get("line").is_some());
+                }
+            }
+        }
+    }
+}

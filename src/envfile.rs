@@ -243,3 +243,44 @@ mod tests {
         assert!(check_value("A", "postgres://u:p@h:1/d?x=$y&z=\"q\"").is_ok());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn user_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Z_]{1,8}=[ -~]{0,20}".prop_map(|s| s),
+            "# [ -~]{0,20}".prop_map(|s| s),
+            Just(String::new()),
+            Just(BEGIN.to_string()),
+            Just(END.to_string()),
+            "[A-Z]{1,4}='[0-9]{1,5}'".prop_map(|s| s),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+        /// Whatever the file held, splicing is idempotent, leaves exactly one
+        /// block, and never drops a user line that is outside any block.
+        #[test]
+        fn splice_keeps_user_lines_and_one_block(lines in proptest::collection::vec(user_line(), 0..12), trailing_nl in any::<bool>()) {
+            let mut text = lines.join("\n");
+            if trailing_nl { text.push('\n'); }
+            let block = render_block(&BTreeMap::from([("DB_PORT".to_string(), "1".to_string())])).unwrap();
+            let once = splice(&text, Some(&block));
+            prop_assert_eq!(once.matches(BEGIN).count(), 1);
+            prop_assert_eq!(once.matches(END).count(), 1);
+            prop_assert_eq!(&splice(&once, Some(&block)), &once);
+            // Lines before the first marker are the user's, always kept in order.
+            let first_marker = lines.iter().position(|l| l == BEGIN || l == END).unwrap_or(lines.len());
+            for l in lines[..first_marker].iter().filter(|l| !l.is_empty()) {
+                prop_assert!(once.lines().any(|x| x == l), "lost {:?}", l);
+            }
+            let cleared = splice(&once, None);
+            prop_assert!(!cleared.contains(BEGIN) && !cleared.contains(END));
+        }
+    }
+}

@@ -62,11 +62,19 @@ pub fn all_reserved_ports(ctx: &RepoContext) -> HashSet<u16> {
         .collect()
 }
 
-/// Temp file in the same directory, fsync, rename: readers see the old file
-/// or the new one, never a torn write.
+/// Temp file, fsync, rename: readers see the old file or the new one, never
+/// a torn write. In a workspace root the temp file goes into `.jj/` (same
+/// filesystem, never snapshotted), so a process killed mid-write leaves no
+/// stray file for jj to commit.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
+    let dot_jj = dir.join(".jj");
+    let tmp_dir = if dot_jj.is_dir() {
+        dot_jj
+    } else {
+        dir.to_path_buf()
+    };
     let fail = |e: std::io::Error| {
         CommandError::new(
             ErrorCode::EnvFile,
@@ -77,7 +85,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".aether-tmp-")
-        .tempfile_in(dir)
+        .tempfile_in(&tmp_dir)
         .map_err(fail)?;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
