@@ -148,6 +148,24 @@ fn nanos(ms: u64) -> i64 {
     (ms as i64).saturating_mul(1_000_000)
 }
 
+impl DockerBackend {
+    async fn wait_gone(&self, container: &str) -> Result<()> {
+        for _ in 0..100 {
+            self.count();
+            match self.docker.inspect_container(container, None).await {
+                Err(e) if status_code(&e) == Some(404) => return Ok(()),
+                Err(e) => return Err(self.api_error(&format!("inspecting {container}"), e)),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Err(CommandError::new(
+            ErrorCode::DockerError,
+            format!("{container} is still being removed after 10s"),
+        )
+        .hint("check `docker ps -a`; run `ajj reconcile` again once the engine has finished"))
+    }
+}
+
 impl Backend for DockerBackend {
     fn kind(&self) -> &'static str {
         "docker-local"
@@ -476,8 +494,9 @@ impl Backend for DockerBackend {
         match self.docker.remove_container(container, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if status_code(&e) == Some(404) => Ok(()),
-            // "removal already in progress" is the outcome we want too.
-            Err(e) if status_code(&e) == Some(409) => Ok(()),
+            // Another process (perhaps one killed since) started removing it:
+            // done only once it is gone, or its network cannot go next.
+            Err(e) if status_code(&e) == Some(409) => self.wait_gone(container).await,
             Err(e) => Err(self.api_error(&format!("removing {container}"), e)),
         }
     }
@@ -496,11 +515,20 @@ impl Backend for DockerBackend {
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
-        self.count();
-        match self.docker.remove_network(name).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_code(&e) == Some(404) => Ok(()),
-            Err(e) => Err(self.api_error(&format!("removing network {name}"), e)),
+        // The engine detaches a removed container's endpoint a moment after
+        // the removal returns; give it that moment before calling it an error.
+        let mut attempts = 0;
+        loop {
+            self.count();
+            match self.docker.remove_network(name).await {
+                Ok(()) => return Ok(()),
+                Err(e) if status_code(&e) == Some(404) => return Ok(()),
+                Err(e) if status_code(&e) == Some(403) && attempts < 50 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(self.api_error(&format!("removing network {name}"), e)),
+            }
         }
     }
 
