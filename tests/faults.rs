@@ -45,17 +45,12 @@ fn assert_converged(repo: &TestRepo, trial: &str) {
     let mut seen = BTreeSet::new();
     for kind in ["container", "volume", "network"] {
         for name in repo.docker_names(kind, "label=dev.aether.workspace") {
-            let fmt = "{{index .Labels \"dev.aether.workspace\"}}";
-            let (sub, fmt) = match kind {
-                "container" => (
-                    "container",
-                    format!("{{{{index .Config.Labels \"dev.aether.workspace\"}}}}"),
-                ),
-                "volume" => ("volume", fmt.to_string()),
-                _ => ("network", fmt.to_string()),
+            let fmt = match kind {
+                "container" => "{{index .Config.Labels \"dev.aether.workspace\"}}",
+                _ => "{{index .Labels \"dev.aether.workspace\"}}",
             };
             let out = Command::new("docker")
-                .args([sub, "inspect", "-f", &fmt, &name])
+                .args([kind, "inspect", "-f", fmt, &name])
                 .output()
                 .unwrap();
             let ws = String::from_utf8_lossy(&out.stdout).trim().to_string();
