@@ -173,13 +173,7 @@ fn add_serves_postgres_and_http_and_env_agrees_everywhere() {
 
     // A second pass changes nothing.
     let again = repo.ajj(&["reconcile", "--json"]).success().json();
-    let creates_elsewhere: Vec<_> = again["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["workspace"] == "feature-a")
-        .collect();
-    assert!(creates_elsewhere.is_empty(), "{again}");
+    assert!(actions_for(&again, "feature-a").is_empty(), "{again}");
 }
 
 #[test]
@@ -259,12 +253,7 @@ fn config_change_recreates_only_the_drifted_service_and_keeps_its_port() {
     assert_eq!(container_id(&web), web_id, "dry run changed nothing");
 
     let pass = repo.ajj(&["reconcile", "--json"]).success().json();
-    let actions: Vec<_> = pass["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["workspace"] == "w")
-        .collect();
+    let actions = actions_for(&pass, "w");
     assert_eq!(actions.len(), 1, "{pass}");
     assert_eq!(actions[0]["action"], "recreate_container");
     assert_eq!(actions[0]["service"], "web");
@@ -291,14 +280,7 @@ fn config_change_recreates_only_the_drifted_service_and_keeps_its_port() {
 
     // Idempotent: the next pass does nothing.
     let again = repo.ajj(&["reconcile", "--json"]).success().json();
-    assert!(
-        again["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|a| a["workspace"] != "w"),
-        "{again}"
-    );
+    assert!(actions_for(&again, "w").is_empty(), "{again}");
 }
 
 #[test]

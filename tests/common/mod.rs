@@ -368,3 +368,13 @@ pub fn container_id(name: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// The actions of a `reconcile --json` result that concern one workspace.
+pub fn actions_for<'a>(pass: &'a Value, workspace: &str) -> Vec<&'a Value> {
+    pass["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["workspace"] == workspace)
+        .collect()
+}
