@@ -26,6 +26,8 @@ pub enum ErrorCode {
     /// The Docker Engine refused a request for another reason.
     DockerError,
     ImageNotFound,
+    /// The engine has no address range left for another network.
+    NetworkPoolExhausted,
     PortConflict,
     ReadinessTimeout,
     /// A container exited while Aether waited for it to become ready.
@@ -51,6 +53,7 @@ impl ErrorCode {
             ErrorCode::DockerUnreachable => "DOCKER_UNREACHABLE",
             ErrorCode::DockerError => "DOCKER_ERROR",
             ErrorCode::ImageNotFound => "IMAGE_NOT_FOUND",
+            ErrorCode::NetworkPoolExhausted => "NETWORK_POOL_EXHAUSTED",
             ErrorCode::PortConflict => "PORT_CONFLICT",
             ErrorCode::ReadinessTimeout => "READINESS_TIMEOUT",
             ErrorCode::ServiceExited => "SERVICE_EXITED",

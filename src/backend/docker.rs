@@ -149,6 +149,46 @@ fn nanos(ms: u64) -> i64 {
 }
 
 impl DockerBackend {
+    /// Whether the container called `name` is this repo's, for this
+    /// workspace and service: only then may Aether replace it.
+    async fn holds_our_labels(&self, name: &str, req: &ContainerRequest) -> bool {
+        self.count();
+        let Ok(info) = self.docker.inspect_container(name, None).await else {
+            return false;
+        };
+        let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
+        let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
+        is(labels::REPO, &self.repo_id)
+            && is(labels::WORKSPACE, &req.workspace)
+            && is(labels::SERVICE, &req.service)
+    }
+
+    /// Removes every network of the workspace but `keep`. Best effort: one
+    /// still in use stays, and the planner deals with it on the next pass.
+    async fn remove_network_twins(&self, workspace: &str, keep: &str) {
+        self.count();
+        let filters = self.filters(Some(workspace));
+        let Ok(networks) = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+        else {
+            return;
+        };
+        for id in networks
+            .into_iter()
+            .filter_map(|n| n.id)
+            .filter(|id| id != keep)
+        {
+            self.count();
+            let _ = self.docker.remove_network(&id).await;
+        }
+    }
+
     async fn wait_gone(&self, container: &str) -> Result<()> {
         for _ in 0..100 {
             self.count();
@@ -237,6 +277,11 @@ impl Backend for DockerBackend {
                 state,
                 health: c.status.as_deref().and_then(health_from_status),
                 ports: parse_ports_label(&get(labels::PORTS)),
+                networks: c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .map(|nets| nets.into_values().filter_map(|e| e.network_id).collect())
+                    .unwrap_or_default(),
             });
         }
         for n in networks {
@@ -247,7 +292,9 @@ impl Backend for DockerBackend {
                 .cloned()
                 .unwrap_or_default();
             observed.networks.push(ObservedObject {
+                id: n.id.unwrap_or_default(),
                 name: n.name.unwrap_or_default(),
+                created: n.created.map(|c| c.to_string()).unwrap_or_default(),
                 workspace: ws,
                 ..Default::default()
             });
@@ -255,6 +302,8 @@ impl Backend for DockerBackend {
         for v in volumes.volumes.unwrap_or_default() {
             let get = |k: &str| v.labels.get(k).cloned().unwrap_or_default();
             observed.volumes.push(ObservedObject {
+                id: v.name.clone(),
+                created: v.created_at.map(|c| c.to_string()).unwrap_or_default(),
                 workspace: get(labels::WORKSPACE),
                 service: get(labels::SERVICE),
                 volume: get(labels::VOLUME),
@@ -311,16 +360,28 @@ impl Backend for DockerBackend {
         }
     }
 
-    async fn ensure_network(&self, workspace: &str) -> Result<()> {
+    async fn ensure_network(&self, workspace: &str) -> Result<String> {
         let name = self.network_name(workspace);
-        // Look before creating: engines before 25 happily create a second
-        // network of the same name, which makes the name ambiguous.
+        // Found by label, not by name: engines before 25 accept a second
+        // network of the same name (a create still in flight from a killed
+        // process can make one), and a name lookup is then ambiguous.
         self.count();
-        let opts = bollard::query_parameters::InspectNetworkOptions::default();
-        match self.docker.inspect_network(&name, Some(opts)).await {
-            Ok(_) => return Ok(()),
-            Err(e) if status_code(&e) == Some(404) => {}
-            Err(e) => return Err(self.api_error(&format!("inspecting network {name}"), e)),
+        let filters = self.filters(Some(workspace));
+        let existing = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| self.api_error("listing networks", e))?;
+        if let Some(oldest) = existing
+            .into_iter()
+            .filter_map(|n| Some((n.created.map(|c| c.to_string()).unwrap_or_default(), n.id?)))
+            .min()
+        {
+            return Ok(oldest.1);
         }
         self.count();
         let req = NetworkCreateRequest {
@@ -330,9 +391,20 @@ impl Backend for DockerBackend {
             ..Default::default()
         };
         match self.docker.create_network(req).await {
-            Ok(_) => Ok(()),
-            // Another pass created it first: the outcome is what we wanted.
-            Err(e) if status_code(&e) == Some(409) => Ok(()),
+            Ok(r) => Ok(r.id),
+            Err(BollardError::DockerResponseServerError { message, .. })
+                if message.contains("non-overlapping IPv4 address pool") =>
+            {
+                Err(CommandError::new(
+                    ErrorCode::NetworkPoolExhausted,
+                    format!("Docker has no address range left for network {name}: {message}"),
+                )
+                .hint(
+                    "each workspace has its own network and Docker's default pools hold about 30; \
+                     forget unused workspaces (`ajj status --all`), or give Docker more, smaller pools in \
+                     /etc/docker/daemon.json: {\"default-address-pools\": [{\"base\": \"172.80.0.0/12\", \"size\": 24}]}",
+                ))
+            }
             Err(e) => Err(self.api_error(&format!("creating network {name}"), e)),
         }
     }
@@ -357,7 +429,7 @@ impl Backend for DockerBackend {
 
     async fn create_and_start(&self, req: &ContainerRequest) -> Result<(), StartError> {
         let name = self.container_name(&req.workspace, &req.service);
-        let network = self.network_name(&req.workspace);
+        let network = req.network_id.clone();
         let spec = &req.spec;
         let mut labels = self.base_labels(&req.workspace);
         labels.insert(labels::SERVICE.into(), req.service.clone());
@@ -426,14 +498,21 @@ impl Backend for DockerBackend {
             }),
             ..Default::default()
         };
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
         self.count();
-        let created = self
+        let mut created = self
             .docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-                body,
-            )
+            .create_container(Some(options.clone()), body.clone())
             .await;
+        if matches!(&created, Err(e) if status_code(e) == Some(409))
+            && self.holds_our_labels(&name, req).await
+        {
+            // Ours, but not in the observation: a create the engine finished
+            // for a process killed since. Replace it with the one we mean.
+            self.remove_container(&name, None).await?;
+            self.count();
+            created = self.docker.create_container(Some(options), body).await;
+        }
         if let Err(e) = created {
             return Err(StartError::Other(match status_code(&e) {
                 Some(404) => CommandError::new(ErrorCode::ImageNotFound, format!("image `{}` not found", spec.image))
@@ -448,7 +527,15 @@ impl Backend for DockerBackend {
             }));
         }
         let t = std::time::Instant::now();
-        let started = self.start(&name).await;
+        let mut started = self.start(&name).await;
+        if matches!(&started, Err(StartError::Other(e)) if e.message.contains("is ambiguous")) {
+            // A twin network appeared after we looked (a create finished by
+            // the engine for a process that was killed): the engine resolves
+            // networks by name at start, so remove the twin and start again.
+            self.remove_network_twins(&req.workspace, &req.network_id)
+                .await;
+            started = self.start(&name).await;
+        }
         tracing::debug!(container = %name, ms = t.elapsed().as_millis() as u64, "start");
         match started {
             Ok(()) => Ok(()),
@@ -468,6 +555,7 @@ impl Backend for DockerBackend {
             Ok(()) => Ok(()),
             Err(e) if status_code(&e) == Some(304) => Ok(()),
             Err(e) if is_port_taken(&e) => Err(StartError::PortTaken(e.to_string())),
+            Err(e) if status_code(&e) == Some(404) => Err(StartError::Gone),
             Err(e) => Err(StartError::Other(
                 self.api_error(&format!("starting {container}"), e),
             )),
@@ -515,6 +603,7 @@ impl Backend for DockerBackend {
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
+        // `name` is an id when it comes from an observation.
         // The engine detaches a removed container's endpoint a moment after
         // the removal returns; give it that moment before calling it an error.
         let mut attempts = 0;

@@ -48,12 +48,19 @@ pub struct ObservedContainer {
     pub health: Option<String>,
     /// container port → host port, from the ports label.
     pub ports: BTreeMap<u16, u16>,
+    /// IDs of the networks it is attached to.
+    pub networks: Vec<String>,
 }
 
 /// A network or volume. `service` and `volume` are empty for networks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObservedObject {
+    /// The engine's id (for volumes, the name). Names can repeat: engines
+    /// before 25 accept two networks of one name.
+    pub id: String,
     pub name: String,
+    /// Creation time, RFC 3339.
+    pub created: String,
     pub workspace: String,
     pub service: String,
     pub volume: String,
@@ -75,6 +82,8 @@ pub struct ContainerRequest {
     pub spec: ServiceSpec,
     /// container port → host port
     pub ports: BTreeMap<u16, u16>,
+    /// The workspace network's id, from `ensure_network`.
+    pub network_id: String,
 }
 
 /// Why a start failed, as far as the reconciler needs to know.
@@ -82,6 +91,8 @@ pub struct ContainerRequest {
 pub enum StartError {
     /// The host port was taken between picking and binding: pick again.
     PortTaken(String),
+    /// The container vanished after it was observed: create it instead.
+    Gone,
     Other(crate::error::CommandError),
 }
 
@@ -115,7 +126,8 @@ pub trait Backend {
     /// All objects of the repo, or of one workspace: one list per object kind.
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed>;
     async fn ensure_image(&self, image: &str) -> Result<()>;
-    async fn ensure_network(&self, workspace: &str) -> Result<()>;
+    /// The workspace's network, created if missing; returns its id.
+    async fn ensure_network(&self, workspace: &str) -> Result<String>;
     async fn ensure_volume(&self, workspace: &str, service: &str, volume: &str) -> Result<()>;
     /// Creates and starts the container; on `PortTaken` nothing is left behind.
     async fn create_and_start(&self, req: &ContainerRequest) -> Result<(), StartError>;
@@ -123,7 +135,8 @@ pub trait Backend {
     /// Stops gracefully within `grace` (kills at once when `None`) and removes.
     async fn remove_container(&self, container: &str, grace: Option<Duration>) -> Result<()>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
-    async fn remove_network(&self, name: &str) -> Result<()>;
+    /// Removes a network by id (or by name when unambiguous).
+    async fn remove_network(&self, id: &str) -> Result<()>;
     async fn live_status(&self, container: &str) -> Result<LiveStatus>;
     async fn logs_tail(&self, container: &str, lines: usize) -> String;
 }

@@ -3,7 +3,7 @@
 //! (even by `kill -9`) is finished by the next one.
 
 use super::desired::DesiredWorkspace;
-use super::plan::Action;
+use super::plan::{Action, Reason};
 use super::readiness::{self, Target};
 use crate::backend::{Backend, ContainerRequest, Observed, StartError};
 use crate::config::Service;
@@ -11,7 +11,7 @@ use crate::context::PortMap;
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::repo::RepoContext;
 use crate::state;
-use futures_util::future::join_all;
+use futures_util::future::{join_all, FutureExt, LocalBoxFuture};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -110,24 +110,48 @@ impl<'a, B: Backend> Applier<'a, B> {
             .await,
         )?;
 
+        // A duplicate network must go before containers look for theirs.
+        collect(
+            join_all(actions.iter().filter_map(|a| match a {
+                Action::RemoveNetwork {
+                    network,
+                    reason: Reason::Duplicate,
+                    ..
+                } => Some(self.backend.remove_network(network)),
+                _ => None,
+            }))
+            .await,
+        )?;
+
         // 2. What containers need: network, volumes, images.
-        let mut prep = Vec::new();
+        let needs_network = actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::CreateNetwork { .. }
+                    | Action::CreateContainer { .. }
+                    | Action::RecreateContainer { .. }
+                    | Action::StartContainer { .. }
+            )
+        });
+        let network = async {
+            match needs_network {
+                true => self.backend.ensure_network(workspace).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let mut prep: Vec<LocalBoxFuture<'_, Result<()>>> = Vec::new();
         for a in actions {
-            match a {
-                Action::CreateNetwork { workspace } => {
-                    prep.push(Box::pin(self.backend.ensure_network(workspace))
-                        as std::pin::Pin<
-                            Box<dyn std::future::Future<Output = Result<()>> + '_>,
-                        >)
-                }
-                Action::CreateVolume {
-                    workspace,
-                    service,
-                    volume,
-                } => prep.push(Box::pin(
-                    self.backend.ensure_volume(workspace, service, volume),
-                )),
-                _ => {}
+            if let Action::CreateVolume {
+                workspace,
+                service,
+                volume,
+            } = a
+            {
+                prep.push(
+                    self.backend
+                        .ensure_volume(workspace, service, volume)
+                        .boxed_local(),
+                );
             }
         }
         let images: BTreeSet<&str> = actions
@@ -141,9 +165,11 @@ impl<'a, B: Backend> Applier<'a, B> {
             })
             .collect();
         for image in images {
-            prep.push(Box::pin(self.backend.ensure_image(image)));
+            prep.push(self.backend.ensure_image(image).boxed_local());
         }
-        collect(join_all(prep).await)?;
+        let (network_id, prepared) = futures_util::join!(network, join_all(prep));
+        let network_id = network_id?.unwrap_or_default();
+        collect(prepared)?;
         tracing::debug!(
             workspace,
             ms = started.elapsed().as_millis() as u64,
@@ -165,16 +191,27 @@ impl<'a, B: Backend> Applier<'a, B> {
                     _ => return None,
                 };
                 let svc = d.config.services.get(service)?;
-                let sticky = saved.ports.get(service).cloned().or_else(|| {
-                    observed
-                        .containers
-                        .iter()
-                        .find(|c| Some(c.name.as_str()) == old)
-                        .map(|c| c.ports.clone())
-                });
+                // The container being replaced or started knows the ports
+                // `.env` was written with; the state file covers the case
+                // where someone removed it.
+                let sticky = observed
+                    .containers
+                    .iter()
+                    .find(|c| Some(c.name.as_str()) == old)
+                    .map(|c| c.ports.clone())
+                    .filter(|p| !p.is_empty())
+                    .or_else(|| saved.ports.get(service).cloned());
+                let network_id = network_id.as_str();
                 Some(async move {
                     let ports = self
-                        .ensure_service(workspace, svc, old, start_only, sticky.unwrap_or_default())
+                        .ensure_service(
+                            workspace,
+                            svc,
+                            network_id,
+                            old,
+                            start_only,
+                            sticky.unwrap_or_default(),
+                        )
                         .await?;
                     Ok::<_, CommandError>((service.clone(), ports))
                 })
@@ -190,18 +227,31 @@ impl<'a, B: Backend> Applier<'a, B> {
             "containers ready"
         );
         // 4. Volumes and the network once nothing uses them.
-        let cleanup = actions.iter().filter_map(|a| match a {
-            Action::RemoveVolume { volume, .. } => Some(Box::pin(async move {
-                self.say(format!("Removing volume {volume}"));
-                self.backend.remove_volume(volume).await
-            })
-                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + '_>>),
-            Action::RemoveNetwork { network, .. } => Some(Box::pin(async move {
-                self.say(format!("Removing network {network}"));
-                self.backend.remove_network(network).await
-            })),
-            _ => None,
-        });
+        let cleanup = actions
+            .iter()
+            .filter_map(|a| -> Option<LocalBoxFuture<'_, Result<()>>> {
+                match a {
+                    Action::RemoveVolume { volume, .. } => Some(
+                        async move {
+                            self.say(format!("Removing volume {volume}"));
+                            self.backend.remove_volume(volume).await
+                        }
+                        .boxed_local(),
+                    ),
+                    Action::RemoveNetwork {
+                        reason: Reason::Duplicate,
+                        ..
+                    } => None,
+                    Action::RemoveNetwork { network, .. } => Some(
+                        async move {
+                            self.say(format!("Removing network {network}"));
+                            self.backend.remove_network(network).await
+                        }
+                        .boxed_local(),
+                    ),
+                    _ => None,
+                }
+            });
         collect(join_all(cleanup).await)?;
 
         // Record the ports of every declared service: those just created and
@@ -242,6 +292,7 @@ impl<'a, B: Backend> Applier<'a, B> {
         &self,
         workspace: &str,
         svc: &Service,
+        network_id: &str,
         old: Option<&str>,
         start_only: bool,
         sticky: BTreeMap<u16, u16>,
@@ -264,12 +315,17 @@ impl<'a, B: Backend> Applier<'a, B> {
             self.say(format!("Starting {workspace}/{name}"));
             match self.backend.start(old).await {
                 Ok(()) => container = old.to_string(),
+                Err(StartError::Gone) => {
+                    container = self
+                        .create_with_retry(workspace, svc, network_id, &mut ports, false)
+                        .await?;
+                }
                 Err(StartError::PortTaken(_)) => {
                     // Someone took the port while the container was stopped:
                     // a new container on a new port, and `.env` follows.
                     self.backend.remove_container(old, None).await?;
                     container = self
-                        .create_with_retry(workspace, svc, &mut ports, true)
+                        .create_with_retry(workspace, svc, network_id, &mut ports, true)
                         .await?;
                 }
                 Err(StartError::Other(e)) => return Err(e),
@@ -283,7 +339,7 @@ impl<'a, B: Backend> Applier<'a, B> {
                 self.say(format!("Creating {workspace}/{name}"));
             }
             container = self
-                .create_with_retry(workspace, svc, &mut ports, false)
+                .create_with_retry(workspace, svc, network_id, &mut ports, false)
                 .await?;
         }
         for (cport, host) in &ports {
@@ -317,6 +373,7 @@ impl<'a, B: Backend> Applier<'a, B> {
         &self,
         workspace: &str,
         svc: &Service,
+        network_id: &str,
         ports: &mut BTreeMap<u16, u16>,
         mut repick: bool,
     ) -> Result<String> {
@@ -343,6 +400,7 @@ impl<'a, B: Backend> Applier<'a, B> {
                 service: svc.name.clone(),
                 spec: svc.spec.clone(),
                 ports: ports.clone(),
+                network_id: network_id.to_string(),
             };
             match self.backend.create_and_start(&req).await {
                 Ok(()) => return Ok(self.backend.container_name(workspace, &svc.name)),
@@ -351,6 +409,16 @@ impl<'a, B: Backend> Applier<'a, B> {
                     repick = true;
                 }
                 Err(StartError::Other(e)) => return Err(e),
+                Err(StartError::Gone) => return Err(CommandError::new(
+                    ErrorCode::DockerError,
+                    format!(
+                        "{workspace}/{}: the container vanished as it was created",
+                        svc.name
+                    ),
+                )
+                .hint(
+                    "another process is removing Aether's containers; run `ajj reconcile` again",
+                )),
             }
         }
         Err(CommandError::new(

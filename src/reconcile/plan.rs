@@ -3,8 +3,9 @@
 //! the whole state, never on what woke the reconciler.
 
 use super::desired::Desired;
-use crate::backend::{Observed, ObservedContainer, RunState};
+use crate::backend::{Observed, ObservedContainer, ObservedObject, RunState};
 use serde::Serialize;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +37,8 @@ pub enum Reason {
     WorkspaceGone,
     /// The service is no longer in the workspace's aether.toml.
     ServiceRemoved,
-    /// A second container for one service (e.g. after a crash mid-create).
+    /// A second container for one service, or a second network for one
+    /// workspace (e.g. a create still in flight when a process was killed).
     Duplicate,
 }
 
@@ -201,9 +203,30 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
         if !in_scope(ws_name) || ws.config.services.is_empty() {
             continue;
         }
-        if !observed.networks.iter().any(|n| &n.workspace == ws_name) {
+        let mut nets: Vec<&ObservedObject> = observed
+            .networks
+            .iter()
+            .filter(|n| &n.workspace == ws_name)
+            .collect();
+        if nets.is_empty() {
             actions.push(Action::CreateNetwork {
                 workspace: ws_name.clone(),
+            });
+        }
+        // Keep the network the containers use (then the oldest); the rest go.
+        let attached = |n: &ObservedObject| {
+            observed
+                .containers
+                .iter()
+                .filter(|c| c.networks.contains(&n.id))
+                .count()
+        };
+        nets.sort_by_key(|n| (Reverse(attached(n)), n.created.clone(), n.id.clone()));
+        for extra in nets.iter().skip(1) {
+            actions.push(Action::RemoveNetwork {
+                workspace: ws_name.clone(),
+                network: extra.id.clone(),
+                reason: Reason::Duplicate,
             });
         }
         for (svc_name, svc) in &ws.config.services {
@@ -278,10 +301,10 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
         }
     }
     for n in &observed.networks {
-        if gone(&n.workspace) && seen.insert(n.name.clone()) {
+        if gone(&n.workspace) && seen.insert(n.id.clone()) {
             actions.push(Action::RemoveNetwork {
                 workspace: n.workspace.clone(),
-                network: n.name.clone(),
+                network: n.id.clone(),
                 reason: Reason::WorkspaceGone,
             });
         }
@@ -341,6 +364,7 @@ ports = [6379]
             state,
             health: None,
             ports: BTreeMap::from([(1, 2)]),
+            networks: vec![format!("net-{ws}")],
         }
     }
 
@@ -348,7 +372,9 @@ ports = [6379]
         let mut o = Observed::default();
         for (ws, w) in &d.workspaces {
             o.networks.push(ObservedObject {
+                id: format!("net-{ws}"),
                 name: format!("n-{ws}"),
+                created: "2026-01-01T00:00:00Z".into(),
                 workspace: ws.clone(),
                 ..Default::default()
             });
@@ -360,6 +386,7 @@ ports = [6379]
                         workspace: ws.clone(),
                         service: svc.clone(),
                         volume: vol.clone(),
+                        ..Default::default()
                     });
                 }
             }
@@ -498,6 +525,37 @@ ports = [6379]
             reason: Reason::Duplicate
         }));
         assert!(!p.iter().any(|a| matches!(a, Action::RemoveVolume { .. })));
+    }
+
+    #[test]
+    fn a_duplicate_network_goes_and_the_one_in_use_stays() {
+        let d = desired(&["a"], CFG);
+        let mut o = converged(&d);
+        // An older twin nobody uses, as a killed process's late create leaves.
+        o.networks.push(ObservedObject {
+            id: "twin".into(),
+            name: "n-a".into(),
+            created: "2025-01-01T00:00:00Z".into(),
+            workspace: "a".into(),
+            ..Default::default()
+        });
+        let p = plan(&d, &o, &Scope::All);
+        assert_eq!(
+            p,
+            vec![Action::RemoveNetwork {
+                workspace: "a".into(),
+                network: "twin".into(),
+                reason: Reason::Duplicate
+            }]
+        );
+        // With no container attached anywhere, the oldest stays.
+        o.containers.clear();
+        let p = plan(&d, &o, &Scope::All);
+        assert!(p.contains(&Action::RemoveNetwork {
+            workspace: "a".into(),
+            network: "net-a".into(),
+            reason: Reason::Duplicate
+        }));
     }
 
     #[test]
