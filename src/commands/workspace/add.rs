@@ -78,13 +78,6 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         // likely does too), and take it back if that guess was wrong.
         let speculate = observed.networks.is_empty()
             && config::load_from_root(&ctx.workspace_root).is_ok_and(|c| !c.services.is_empty());
-        let network = backend.network_name(&name);
-        let undo_network = || async {
-            if speculate {
-                let _ = backend.remove_network(&network).await;
-            }
-        };
-
         let mut jj_args: Vec<OsString> = Vec::new();
         if let Some(r) = repo {
             jj_args.extend(["-R".into(), r.as_os_str().to_owned()]);
@@ -106,16 +99,27 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         let jj_add = tokio::task::spawn_blocking(move || {
             jj::run_visible(&jj_args, &cwd, json, "workspace add")
         });
-        let early_network = async { speculate && backend.ensure_network(&name).await.is_ok() };
-        let (added, made_network) = tokio::join!(jj_add, early_network);
-        if made_network {
+        let early_network = async {
+            match speculate {
+                true => backend.ensure_network(&name).await.ok(),
+                false => None,
+            }
+        };
+        let (added, network_id) = tokio::join!(jj_add, early_network);
+        if let Some(id) = &network_id {
             // Apply must not create it twice: engines before 25 accept duplicate names.
             observed.networks.push(ObservedObject {
-                name: network.clone(),
+                id: id.clone(),
+                name: backend.network_name(&name),
                 workspace: name.clone(),
                 ..Default::default()
             });
         }
+        let undo_network = || async {
+            if let Some(id) = &network_id {
+                let _ = backend.remove_network(id).await;
+            }
+        };
         let added = added
             .map_err(|e| CommandError::new(ErrorCode::Internal, format!("jj task failed: {e}")));
         if let Err(e) = added.and_then(|r| r) {
@@ -147,7 +151,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
                 )));
             }
         };
-        if config.services.is_empty() && made_network {
+        if config.services.is_empty() && network_id.is_some() {
             undo_network().await;
             observed.networks.clear();
         }
