@@ -57,17 +57,29 @@ pub fn workspace_report(
     host: &str,
     warnings: Vec<String>,
 ) -> WorkspaceReport {
+    // A live container's label says what it really publishes; recorded
+    // ports cover a service whose container is missing.
+    let mut live_ports = PortMap::new();
+    for svc_name in config.services.keys() {
+        let container = observed
+            .containers
+            .iter()
+            .find(|c| c.workspace == name && &c.service == svc_name);
+        let known = container
+            .map(|c| c.ports.clone())
+            .filter(|p| !p.is_empty())
+            .or_else(|| ports.get(svc_name).cloned());
+        if let Some(p) = known {
+            live_ports.insert(svc_name.clone(), p);
+        }
+    }
     let mut resources = BTreeMap::new();
     for (svc_name, svc) in &config.services {
         let container = observed
             .containers
             .iter()
             .find(|c| c.workspace == name && &c.service == svc_name);
-        let svc_ports = ports
-            .get(svc_name)
-            .cloned()
-            .or_else(|| container.map(|c| c.ports.clone()))
-            .unwrap_or_default();
+        let svc_ports = live_ports.get(svc_name).cloned().unwrap_or_default();
         let internal = svc.spec.ports.first().copied();
         resources.insert(
             svc_name.clone(),
@@ -86,7 +98,7 @@ pub fn workspace_report(
             },
         );
     }
-    let variables = context::variables(config, name, host, ports).unwrap_or_default();
+    let variables = context::variables(config, name, host, &live_ports).unwrap_or_default();
     WorkspaceReport {
         schema_version: SCHEMA_VERSION,
         name: name.to_string(),
