@@ -163,20 +163,23 @@ impl DockerBackend {
             && is(labels::SERVICE, &req.service)
     }
 
+    /// The workspace's networks, found by label: names can repeat.
+    async fn workspace_networks(&self, workspace: &str) -> Result<Vec<bollard::models::Network>> {
+        self.count();
+        let filters = self.filters(Some(workspace));
+        let opts = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_networks(Some(opts))
+            .await
+            .map_err(|e| self.api_error("listing networks", e))
+    }
+
     /// Removes every network of the workspace but `keep`. Best effort: one
     /// still in use stays, and the planner deals with it on the next pass.
     async fn remove_network_twins(&self, workspace: &str, keep: &str) {
-        self.count();
-        let filters = self.filters(Some(workspace));
-        let Ok(networks) = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-        else {
+        let Ok(networks) = self.workspace_networks(workspace).await else {
             return;
         };
         for id in networks
@@ -365,17 +368,7 @@ impl Backend for DockerBackend {
         // Found by label, not by name: engines before 25 accept a second
         // network of the same name (a create still in flight from a killed
         // process can make one), and a name lookup is then ambiguous.
-        self.count();
-        let filters = self.filters(Some(workspace));
-        let existing = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| self.api_error("listing networks", e))?;
+        let existing = self.workspace_networks(workspace).await?;
         if let Some(oldest) = existing
             .into_iter()
             .filter_map(|n| Some((n.created.map(|c| c.to_string()).unwrap_or_default(), n.id?)))
