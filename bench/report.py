@@ -49,6 +49,9 @@ compare("pass-through `st`", "st", "ratio ≤ 1.05", lambda r, d: r <= 1.05)
 compare("`workspace add`, no services (Aether's overhead)", "add_empty", "≤ 100 ms added (MVP); requirement 1 s", lambda r, d: d <= 100)
 compare("`workspace add`, 2 services, vs hand-written script", "add_two", "ratio ≤ 0.8", lambda r, d: r <= 0.8)
 compare("`ajj run -- true` vs `true`", "run", "≤ 5 ms added", lambda r, d: d <= 5)
+if (out / "noop_20.json").exists():
+    compare("no-op: `ajj reconcile`, 20 workspaces × 2 services, vs `docker-compose up -d` over 20 projects", "noop_20",
+            "ratio ≤ 0.05 (≥ 20× faster)", lambda r, d: r <= 0.05)
 
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 mem = sh("free -g | awk '/Mem:/{print $2}'")
@@ -71,6 +74,15 @@ lines = [
 for title, bc, b, ac, a, r, d, n, t, ok in rows:
     short = lambda c: "`" + c.replace(str(Path(sys.argv[2]).parent) + "/target/release/", "").replace(" --no-pager", "").split("/tmp/")[0].replace("bash ", "by-hand.sh")[:60] + "`"
     lines.append(f"| {title} | {short(bc)} | {b:.1f} | {short(ac)} | {a:.1f} | {r:.3f} | {d:+.1f} ms | {n} | {t} | {'yes' if ok else '**no**'} |")
+calls_file = out / "api_calls.txt"
+if calls_file.exists():
+    lines += ["", "### Scale: a no-op `ajj reconcile`", "",
+              "| workspaces × 2 services | median | Docker API calls per pass |", "|---:|---:|---:|"]
+    for row in calls_file.read_text().split("\n"):
+        if row.strip():
+            n, calls = row.split()
+            ms = median(json.loads((out / f"scale_{n}.json").read_text())["results"][0]["times"]) * 1000
+            lines.append(f"| {n} | {ms:.1f} ms | {calls} |")
 lines += ["", "Raw hyperfine exports: `bench/results/*.json` after a run.", ""]
 notes = Path(__file__).with_name("NOTES.md")
 if notes.exists():

@@ -86,7 +86,17 @@ impl<'a, B: Backend> Applier<'a, B> {
     ) -> Result<Applied> {
         let started = std::time::Instant::now();
         let mut saved = state::load(self.ctx, workspace);
-        {
+        let creates = actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::CreateContainer { .. }
+                    | Action::RecreateContainer { .. }
+                    | Action::StartContainer { .. }
+            )
+        });
+        if creates {
+            // Only a pass that may pick ports needs to know every reserved
+            // one; a no-op pass over N workspaces stays O(N).
             let mut claimed = self.claimed.lock().unwrap();
             claimed.extend(state::all_reserved_ports(self.ctx));
             claimed.extend(
@@ -124,15 +134,10 @@ impl<'a, B: Backend> Applier<'a, B> {
         )?;
 
         // 2. What containers need: network, volumes, images.
-        let needs_network = actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::CreateNetwork { .. }
-                    | Action::CreateContainer { .. }
-                    | Action::RecreateContainer { .. }
-                    | Action::StartContainer { .. }
-            )
-        });
+        let needs_network = creates
+            || actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateNetwork { .. }));
         let network = async {
             match needs_network {
                 true => self.backend.ensure_network(workspace).await.map(Some),
