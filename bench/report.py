@@ -49,8 +49,8 @@ compare("pass-through `st`", "st", "ratio ≤ 1.05", lambda r, d: r <= 1.05)
 compare("`workspace add`, no services (Aether's overhead)", "add_empty", "≤ 100 ms added (MVP); requirement 1 s", lambda r, d: d <= 100)
 compare("`workspace add`, 2 services, vs hand-written script", "add_two", "ratio ≤ 0.8", lambda r, d: r <= 0.8)
 compare("`ajj run -- true` vs `true`", "run", "≤ 5 ms added", lambda r, d: d <= 5)
-if (out / "noop_20.json").exists():
-    compare("no-op: `ajj reconcile`, 20 workspaces × 2 services, vs `docker-compose up -d` over 20 projects", "noop_20",
+if (out / "noop_10.json").exists():
+    compare("no-op: `ajj reconcile`, 10 workspaces × 2 services, vs `docker-compose up -d` over 10 projects", "noop_10",
             "ratio ≤ 0.05 (≥ 20× faster)", lambda r, d: r <= 0.05)
 
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()

@@ -41,27 +41,34 @@ pub struct DockerBackend {
 
 impl DockerBackend {
     /// Connects lazily: no request is made until the first call.
-    pub fn connect(repo_id: &str) -> Result<Self> {
+    /// Connects and agrees on an API version with one `/version` call:
+    /// 1.41 wherever the engine still accepts it (the most tested), else the
+    /// oldest the engine accepts (Docker 29 refuses anything below 1.44).
+    pub async fn connect(repo_id: &str) -> Result<Self> {
         let host =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, TIMEOUT_SECS, &API_VERSION)
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            Docker::connect_with_http(&host, TIMEOUT_SECS, &API_VERSION)
-        } else {
-            return Err(CommandError::new(
-                ErrorCode::DockerUnreachable,
-                format!("unsupported DOCKER_HOST {host:?}"),
-            )
-            .hint("use unix:///path/to/docker.sock or tcp://host:port"));
-        }
-        .map_err(|e| unreachable_error(&host, &e))?;
-        Ok(DockerBackend {
-            docker,
+        let mut backend = DockerBackend {
+            docker: client(&host, &API_VERSION)?,
             repo_id: repo_id.to_string(),
             host: "127.0.0.1".into(),
-            calls: AtomicUsize::new(0),
-        })
+            calls: AtomicUsize::new(1),
+        };
+        match backend.docker.version().await {
+            Ok(_) => Ok(backend),
+            Err(BollardError::DockerResponseServerError { message, .. })
+                if message.contains("too old") =>
+            {
+                let minimum = minimum_api_version(&message).ok_or_else(|| {
+                    CommandError::new(
+                        ErrorCode::DockerError,
+                        format!("the Docker Engine refused API 1.41: {message}"),
+                    )
+                })?;
+                backend.docker = client(&host, &minimum)?;
+                Ok(backend)
+            }
+            Err(e) => Err(unreachable_error(&host, &e)),
+        }
     }
 
     pub fn api_calls(&self) -> usize {
@@ -108,6 +115,35 @@ impl DockerBackend {
     fn docker_host(&self) -> String {
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
     }
+}
+
+fn client(host: &str, version: &ClientVersion) -> Result<Docker> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, TIMEOUT_SECS, version)
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(host, TIMEOUT_SECS, version)
+    } else {
+        return Err(CommandError::new(
+            ErrorCode::DockerUnreachable,
+            format!("unsupported DOCKER_HOST {host:?}"),
+        )
+        .hint("use unix:///path/to/docker.sock or tcp://host:port"));
+    }
+    .map_err(|e| unreachable_error(host, &e))
+}
+
+/// "client version 1.41 is too old. Minimum supported API version is 1.44, …" → 1.44
+fn minimum_api_version(message: &str) -> Option<ClientVersion> {
+    let rest = &message[message.find("Minimum supported API version is ")? + 33..];
+    let version: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let (major, minor) = version.trim_end_matches('.').split_once('.')?;
+    Some(ClientVersion {
+        major_version: major.parse().ok()?,
+        minor_version: minor.parse().ok()?,
+    })
 }
 
 fn unreachable_error(host: &str, err: &BollardError) -> CommandError {
@@ -673,6 +709,16 @@ impl Backend for DockerBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_minimum_api_version_from_the_refusal() {
+        let v = minimum_api_version(
+            "client version 1.41 is too old. Minimum supported API version is 1.44, please upgrade your client to a newer version",
+        )
+        .unwrap();
+        assert_eq!((v.major_version, v.minor_version), (1, 44));
+        assert!(minimum_api_version("something else").is_none());
+    }
 
     #[test]
     fn health_is_read_from_status_text() {

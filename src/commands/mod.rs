@@ -48,8 +48,8 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-pub fn backend(ctx: &RepoContext) -> Result<DockerBackend> {
-    DockerBackend::connect(&ctx.repo_id)
+pub async fn backend(ctx: &RepoContext) -> Result<DockerBackend> {
+    DockerBackend::connect(&ctx.repo_id).await
 }
 
 /// The name of the workspace rooted at `ctx.workspace_root`.

@@ -25,8 +25,8 @@ pub struct Args {
 
 pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     let ctx = commands::discover(repo)?;
-    let backend = commands::backend(&ctx)?;
     commands::block_on(async {
+        let backend = commands::backend(&ctx).await?;
         let applier = Applier::new(&backend, &ctx, !args.json);
         let pass = reconcile::reconcile_all(&applier, args.dry_run).await?;
         tracing::debug!(

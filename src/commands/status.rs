@@ -33,9 +33,12 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         let current = commands::current_workspace(&ctx, &entries)?;
         entries.into_iter().filter(|e| e.name == current).collect()
     };
-    let backend = commands::backend(&ctx)?;
-    let observed =
-        commands::block_on(backend.observe(if args.all { None } else { Some(&scope[0].name) }))?;
+    let only = (!args.all).then(|| scope[0].name.as_str());
+    let (backend, observed) = commands::block_on(async {
+        let backend = commands::backend(&ctx).await?;
+        let observed = backend.observe(only).await?;
+        Ok::<_, crate::error::CommandError>((backend, observed))
+    })?;
 
     let mut reports = Vec::new();
     let mut problems = Vec::new();

@@ -69,9 +69,9 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     let dest_existed = dest.exists();
 
     let _lock = crate::repo::lock_workspace(&ctx, &name)?;
-    let backend = commands::backend(&ctx)?;
     commands::block_on(async {
         // Docker first: if it is down, fail before jj changes anything.
+        let backend = commands::backend(&ctx).await?;
         let mut observed = backend.observe(Some(&name)).await?;
         // Creating the network takes as long as jj does, and needs no config:
         // start it now if this workspace declares services (the new one most

@@ -51,10 +51,9 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         .iter()
         .map(|n| crate::repo::lock_workspace(&ctx, n))
         .collect::<Result<Vec<_>>>()?;
-    let backend = commands::backend(&ctx)?;
     commands::block_on(async {
         // Docker first: forgetting in jj but leaving containers would be half a job.
-        backend.observe(None).await?;
+        let backend = commands::backend(&ctx).await?;
         let mut jj_args: Vec<OsString> = vec!["workspace".into(), "forget".into()];
         jj_args.extend(names.iter().map(OsString::from));
         jj::run_visible(&jj_args, &ctx.workspace_root, args.json, "workspace forget")?;
