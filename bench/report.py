@@ -72,7 +72,11 @@ lines = [
     "|---|---|---:|---|---:|---:|---:|---:|---|---|",
 ]
 for title, bc, b, ac, a, r, d, n, t, ok in rows:
-    short = lambda c: "`" + c.replace(str(Path(sys.argv[2]).parent) + "/target/release/", "").replace(" --no-pager", "").split("/tmp/")[0].replace("bash ", "by-hand.sh")[:60] + "`"
+    def short(c):
+        if c.startswith("bash "):
+            return "`" + Path(c.split()[1]).name + "`"
+        return "`" + c.replace(str(Path(sys.argv[2]).resolve().parent) + "/target/release/", "").replace(" --no-pager", "")[:60] + "`"
+
     lines.append(f"| {title} | {short(bc)} | {b:.1f} | {short(ac)} | {a:.1f} | {r:.3f} | {d:+.1f} ms | {n} | {t} | {'yes' if ok else '**no**'} |")
 calls_file = out / "api_calls.txt"
 if calls_file.exists():
