@@ -34,13 +34,15 @@ const TIMEOUT_SECS: u64 = 120;
 pub struct DockerBackend {
     docker: Docker,
     repo_id: String,
+    /// Where the engine is (`DOCKER_HOST`), for error messages.
+    docker_host: String,
+    /// Where clients reach published ports.
     host: String,
     /// API calls made, reported at debug level: the scale benchmark counts them.
     calls: AtomicUsize,
 }
 
 impl DockerBackend {
-    /// Connects lazily: no request is made until the first call.
     /// Connects and agrees on an API version with one `/version` call:
     /// 1.41 wherever the engine still accepts it (the most tested), else the
     /// oldest the engine accepts (Docker 29 refuses anything below 1.44).
@@ -50,6 +52,7 @@ impl DockerBackend {
         let mut backend = DockerBackend {
             docker: client(&host, &API_VERSION)?,
             repo_id: repo_id.to_string(),
+            docker_host: host.clone(),
             host: "127.0.0.1".into(),
             calls: AtomicUsize::new(1),
         };
@@ -67,7 +70,7 @@ impl DockerBackend {
                 backend.docker = client(&host, &minimum)?;
                 Ok(backend)
             }
-            Err(e) => Err(unreachable_error(&host, &e)),
+            Err(e) => Err(unreachable_error(&backend.docker_host, &e)),
         }
     }
 
@@ -108,12 +111,8 @@ impl DockerBackend {
                 message,
             } => CommandError::new(ErrorCode::DockerError, format!("{context}: {message}"))
                 .detail("status", status_code),
-            other => unreachable_error(&self.docker_host(), &other),
+            other => unreachable_error(&self.docker_host, &other),
         }
-    }
-
-    fn docker_host(&self) -> String {
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
     }
 }
 
@@ -381,7 +380,7 @@ impl Backend for DockerBackend {
                 Err(e) => {
                     failure = Some(match e {
                         BollardError::DockerResponseServerError { message, .. } => message,
-                        other => return Err(unreachable_error(&self.docker_host(), &other)),
+                        other => return Err(unreachable_error(&self.docker_host, &other)),
                     });
                     break;
                 }
