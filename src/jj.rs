@@ -17,6 +17,8 @@ pub struct WorkspaceEntry {
     pub name: String,
     /// `None` when jj has no root recorded, or the directory is gone.
     pub root: Option<PathBuf>,
+    /// The root jj records, whether or not the directory still exists.
+    pub recorded_root: Option<PathBuf>,
 }
 
 /// The jj binary: `$AETHER_JJ` if set (tests, wrappers), else `jj` on PATH.
@@ -103,9 +105,11 @@ pub fn parse_workspace_list(text: &str) -> Result<Vec<WorkspaceEntry>> {
         let (name, root) = line.split_once('\t').ok_or_else(bad)?;
         let name: String = serde_json::from_str(name).map_err(|_| bad())?;
         let root: Option<String> = serde_json::from_str(root).map_err(|_| bad())?;
+        let root = root.filter(|r| !r.is_empty()).map(PathBuf::from);
         entries.push(WorkspaceEntry {
             name,
-            root: root.filter(|r| !r.is_empty()).map(PathBuf::from),
+            recorded_root: root.clone(),
+            root,
         });
     }
     Ok(entries)
@@ -128,13 +132,32 @@ pub fn list_workspaces(cwd: &Path) -> Result<Vec<WorkspaceEntry>> {
     }
     let mut entries = parse_workspace_list(&String::from_utf8_lossy(&out.stdout))?;
     for e in &mut entries {
-        e.root = e
-            .root
-            .take()
-            .and_then(|r| r.canonicalize().ok())
-            .filter(|r| r.is_dir());
+        if let Some(canonical) = e.recorded_root.as_ref().and_then(|r| r.canonicalize().ok()) {
+            e.recorded_root = Some(canonical);
+        }
+        e.root = e.recorded_root.clone().filter(|r| r.is_dir());
     }
     Ok(entries)
+}
+
+/// A jj config value (`jj config get`), `None` when it is not set.
+pub fn config_get(cwd: &Path, key: &str) -> Result<Option<String>> {
+    let args: [&OsStr; 4] = [
+        "--ignore-working-copy".as_ref(),
+        "config".as_ref(),
+        "get".as_ref(),
+        key.as_ref(),
+    ];
+    let out = run_captured(&args, cwd)?;
+    if out.status.success() {
+        return Ok(Some(
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ));
+    }
+    if String::from_utf8_lossy(&out.stderr).contains("not found") {
+        return Ok(None);
+    }
+    Err(failure(&out, "config get"))
 }
 
 /// Runs a mutating jj command with the user's terminal, except that jj's
@@ -178,14 +201,16 @@ mod tests {
             list[0],
             WorkspaceEntry {
                 name: "default".into(),
-                root: Some("/r/main".into())
+                root: Some("/r/main".into()),
+                recorded_root: Some("/r/main".into()),
             }
         );
         assert_eq!(
             list[1],
             WorkspaceEntry {
                 name: "odd\tname".into(),
-                root: None
+                root: None,
+                recorded_root: None,
             }
         );
         assert!(parse_workspace_list("garbage").is_err());

@@ -95,6 +95,17 @@ pub fn workspace_key(repo_id: &str, workspace: &str) -> String {
     format!("{slug}-{}", &hex(&digest)[..8])
 }
 
+/// The key of a workspace's backend objects: also hashes the root, so a new
+/// workspace that reuses a name never collides with the objects a renamed
+/// one still carries under that name.
+pub fn object_key(repo_id: &str, workspace: &str, root: &Path) -> String {
+    let key = workspace_key(repo_id, workspace);
+    let (slug, _) = key.rsplit_once('-').unwrap_or((&key, ""));
+    let mut bytes = format!("{repo_id}\0{workspace}\0").into_bytes();
+    bytes.extend_from_slice(root.as_os_str().as_encoded_bytes());
+    format!("{slug}-{}", &hex(&Sha256::digest(&bytes))[..8])
+}
+
 /// An exclusive, advisory, per-workspace lock held for the lifetime of the
 /// value. Every process that changes a workspace's resources takes it, so
 /// concurrent `ajj` calls on one workspace serialise and on different

@@ -2,10 +2,10 @@
 
 use super::{
     extra_labels, format_ports_label, labels, parse_ports_label, Backend, ContainerRequest,
-    LiveStatus, Observed, ObservedContainer, ObservedObject, RunState, StartError,
+    LiveStatus, Observed, ObservedContainer, ObservedObject, RunState, StartError, WorkspaceRef,
 };
 use crate::error::{CommandError, ErrorCode, Result};
-use crate::repo::workspace_key;
+use crate::repo::object_key;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointSettings,
@@ -82,17 +82,15 @@ impl DockerBackend {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn volume_name(&self, workspace: &str, service: &str, volume: &str) -> String {
-        format!(
-            "aether-{}-{service}-{volume}",
-            workspace_key(&self.repo_id, workspace)
-        )
+    fn key(&self, ws: WorkspaceRef<'_>) -> String {
+        object_key(&self.repo_id, ws.name, ws.root)
     }
 
-    fn base_labels(&self, workspace: &str) -> HashMap<String, String> {
+    fn base_labels(&self, ws: WorkspaceRef<'_>) -> HashMap<String, String> {
         let mut map: HashMap<String, String> = extra_labels().into_iter().collect();
         map.insert(labels::REPO.into(), self.repo_id.clone());
-        map.insert(labels::WORKSPACE.into(), workspace.into());
+        map.insert(labels::WORKSPACE.into(), ws.name.into());
+        map.insert(labels::ROOT.into(), ws.root.display().to_string());
         map
     }
 
@@ -179,6 +177,12 @@ fn health_from_status(status: &str) -> Option<String> {
     }
 }
 
+fn root_label(value: Option<&String>) -> Option<std::path::PathBuf> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 fn nanos(ms: u64) -> i64 {
     (ms as i64).saturating_mul(1_000_000)
 }
@@ -195,13 +199,21 @@ impl DockerBackend {
         let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
         is(labels::REPO, &self.repo_id)
             && is(labels::WORKSPACE, &req.workspace)
+            && is(labels::ROOT, &req.root.display().to_string())
             && is(labels::SERVICE, &req.service)
     }
 
     /// The workspace's networks, found by label: names can repeat.
-    async fn workspace_networks(&self, workspace: &str) -> Result<Vec<bollard::models::Network>> {
+    async fn workspace_networks(
+        &self,
+        ws: WorkspaceRef<'_>,
+    ) -> Result<Vec<bollard::models::Network>> {
         self.count();
-        let filters = self.filters(Some(workspace));
+        let mut filters = self.filters(Some(ws.name));
+        filters
+            .get_mut("label")
+            .expect("label filter")
+            .push(format!("{}={}", labels::ROOT, ws.root.display()));
         let opts = ListNetworksOptionsBuilder::default()
             .filters(&filters)
             .build();
@@ -213,8 +225,8 @@ impl DockerBackend {
 
     /// Removes every network of the workspace but `keep`. Best effort: one
     /// still in use stays, and the planner deals with it on the next pass.
-    async fn remove_network_twins(&self, workspace: &str, keep: &str) {
-        let Ok(networks) = self.workspace_networks(workspace).await else {
+    async fn remove_network_twins(&self, ws: WorkspaceRef<'_>, keep: &str) {
+        let Ok(networks) = self.workspace_networks(ws).await else {
             return;
         };
         for id in networks
@@ -253,15 +265,16 @@ impl Backend for DockerBackend {
         &self.host
     }
 
-    fn network_name(&self, workspace: &str) -> String {
-        format!("aether-{}", workspace_key(&self.repo_id, workspace))
+    fn network_name(&self, ws: WorkspaceRef<'_>) -> String {
+        format!("aether-{}", self.key(ws))
     }
 
-    fn container_name(&self, workspace: &str, service: &str) -> String {
-        format!(
-            "aether-{}-{service}",
-            workspace_key(&self.repo_id, workspace)
-        )
+    fn container_name(&self, ws: WorkspaceRef<'_>, service: &str) -> String {
+        format!("aether-{}-{service}", self.key(ws))
+    }
+
+    fn volume_name(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> String {
+        format!("aether-{}-{service}-{volume}", self.key(ws))
     }
 
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed> {
@@ -320,20 +333,19 @@ impl Backend for DockerBackend {
                     .and_then(|n| n.networks)
                     .map(|nets| nets.into_values().filter_map(|e| e.network_id).collect())
                     .unwrap_or_default(),
+                root: root_label(labels.get(labels::ROOT)),
             });
         }
         for n in networks {
-            let ws = n
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(labels::WORKSPACE))
-                .cloned()
-                .unwrap_or_default();
+            let label = |k: &str| n.labels.as_ref().and_then(|l| l.get(k));
+            let workspace = label(labels::WORKSPACE).cloned().unwrap_or_default();
+            let root = root_label(label(labels::ROOT));
             observed.networks.push(ObservedObject {
                 id: n.id.unwrap_or_default(),
                 name: n.name.unwrap_or_default(),
                 created: n.created.map(|c| c.to_string()).unwrap_or_default(),
-                workspace: ws,
+                workspace,
+                root,
                 ..Default::default()
             });
         }
@@ -345,6 +357,7 @@ impl Backend for DockerBackend {
                 workspace: get(labels::WORKSPACE),
                 service: get(labels::SERVICE),
                 volume: get(labels::VOLUME),
+                root: root_label(v.labels.get(labels::ROOT)),
                 name: v.name,
             });
         }
@@ -398,12 +411,12 @@ impl Backend for DockerBackend {
         }
     }
 
-    async fn ensure_network(&self, workspace: &str) -> Result<String> {
-        let name = self.network_name(workspace);
+    async fn ensure_network(&self, ws: WorkspaceRef<'_>) -> Result<String> {
+        let name = self.network_name(ws);
         // Found by label, not by name: engines before 25 accept a second
         // network of the same name (a create still in flight from a killed
         // process can make one), and a name lookup is then ambiguous.
-        let existing = self.workspace_networks(workspace).await?;
+        let existing = self.workspace_networks(ws).await?;
         if let Some(oldest) = existing
             .into_iter()
             .filter_map(|n| Some((n.created.map(|c| c.to_string()).unwrap_or_default(), n.id?)))
@@ -415,7 +428,7 @@ impl Backend for DockerBackend {
         let req = NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".into()),
-            labels: Some(self.base_labels(workspace)),
+            labels: Some(self.base_labels(ws)),
             ..Default::default()
         };
         match self.docker.create_network(req).await {
@@ -437,10 +450,10 @@ impl Backend for DockerBackend {
         }
     }
 
-    async fn ensure_volume(&self, workspace: &str, service: &str, volume: &str) -> Result<()> {
+    async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()> {
         self.count();
-        let name = self.volume_name(workspace, service, volume);
-        let mut labels = self.base_labels(workspace);
+        let name = self.volume_name(ws, service, volume);
+        let mut labels = self.base_labels(ws);
         labels.insert(labels::SERVICE.into(), service.into());
         labels.insert(labels::VOLUME.into(), volume.into());
         let req = VolumeCreateRequest {
@@ -456,10 +469,10 @@ impl Backend for DockerBackend {
     }
 
     async fn create_and_start(&self, req: &ContainerRequest) -> Result<(), StartError> {
-        let name = self.container_name(&req.workspace, &req.service);
+        let name = self.container_name(req.owner(), &req.service);
         let network = req.network_id.clone();
         let spec = &req.spec;
-        let mut labels = self.base_labels(&req.workspace);
+        let mut labels = self.base_labels(req.owner());
         labels.insert(labels::SERVICE.into(), req.service.clone());
         labels.insert(labels::CONFIG_HASH.into(), spec.config_hash());
         labels.insert(labels::PORTS.into(), format_ports_label(&req.ports));
@@ -479,10 +492,12 @@ impl Backend for DockerBackend {
             .volumes
             .iter()
             .map(|(v, target)| {
-                format!(
-                    "{}:{target}",
-                    self.volume_name(&req.workspace, &req.service, v)
-                )
+                let volume = req
+                    .volumes
+                    .get(v)
+                    .cloned()
+                    .unwrap_or_else(|| self.volume_name(req.owner(), &req.service, v));
+                format!("{volume}:{target}")
             })
             .collect();
         let healthcheck = spec.healthcheck.as_ref().map(|hc| HealthConfig {
@@ -560,7 +575,7 @@ impl Backend for DockerBackend {
             // A twin network appeared after we looked (a create finished by
             // the engine for a process that was killed): the engine resolves
             // networks by name at start, so remove the twin and start again.
-            self.remove_network_twins(&req.workspace, &req.network_id)
+            self.remove_network_twins(req.owner(), &req.network_id)
                 .await;
             started = self.start(&name).await;
         }

@@ -9,7 +9,15 @@ use crate::config::ServiceSpec;
 use crate::error::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A workspace as a backend names and labels its objects: by name and root.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkspaceRef<'a> {
+    pub name: &'a str,
+    pub root: &'a Path,
+}
 
 pub mod labels {
     pub const REPO: &str = "dev.aether.repo";
@@ -19,6 +27,9 @@ pub mod labels {
     /// `5432=49152,8080=49153`: the published ports, readable from a list call.
     pub const PORTS: &str = "dev.aether.ports";
     pub const VOLUME: &str = "dev.aether.volume";
+    /// The workspace root the object was made for: a renamed workspace keeps
+    /// its root, so its objects are found again under the new name.
+    pub const ROOT: &str = "dev.aether.root";
     /// Comma-separated `key=value` labels added to every object (CI sweeping).
     pub const EXTRA_ENV: &str = "AETHER_EXTRA_LABELS";
 }
@@ -50,6 +61,8 @@ pub struct ObservedContainer {
     pub ports: BTreeMap<u16, u16>,
     /// IDs of the networks it is attached to.
     pub networks: Vec<String>,
+    /// The root label; `None` on objects made before Aether recorded it.
+    pub root: Option<PathBuf>,
 }
 
 /// A network or volume. `service` and `volume` are empty for networks.
@@ -64,6 +77,7 @@ pub struct ObservedObject {
     pub workspace: String,
     pub service: String,
     pub volume: String,
+    pub root: Option<PathBuf>,
 }
 
 /// Everything of one repo that a backend holds, found by label.
@@ -78,12 +92,25 @@ pub struct Observed {
 #[derive(Debug, Clone)]
 pub struct ContainerRequest {
     pub workspace: String,
+    pub root: PathBuf,
     pub service: String,
     pub spec: ServiceSpec,
     /// container port → host port
     pub ports: BTreeMap<u16, u16>,
     /// The workspace network's id, from `ensure_network`.
     pub network_id: String,
+    /// Volume name in aether.toml → the backend's volume. A renamed
+    /// workspace's volumes keep their old names, so this is not derived.
+    pub volumes: BTreeMap<String, String>,
+}
+
+impl ContainerRequest {
+    pub fn owner(&self) -> WorkspaceRef<'_> {
+        WorkspaceRef {
+            name: &self.workspace,
+            root: &self.root,
+        }
+    }
 }
 
 /// Why a start failed, as far as the reconciler needs to know.
@@ -120,15 +147,17 @@ pub trait Backend {
     /// Host that clients use to reach published ports.
     fn client_host(&self) -> &str;
     /// The name the backend gives a service's container.
-    fn container_name(&self, workspace: &str, service: &str) -> String;
+    fn container_name(&self, ws: WorkspaceRef<'_>, service: &str) -> String;
     /// The name of a workspace's network.
-    fn network_name(&self, workspace: &str) -> String;
+    fn network_name(&self, ws: WorkspaceRef<'_>) -> String;
+    /// The name of a new volume; existing ones keep theirs.
+    fn volume_name(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> String;
     /// All objects of the repo, or of one workspace: one list per object kind.
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed>;
     async fn ensure_image(&self, image: &str) -> Result<()>;
     /// The workspace's network, created if missing; returns its id.
-    async fn ensure_network(&self, workspace: &str) -> Result<String>;
-    async fn ensure_volume(&self, workspace: &str, service: &str, volume: &str) -> Result<()>;
+    async fn ensure_network(&self, ws: WorkspaceRef<'_>) -> Result<String>;
+    async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()>;
     /// Creates and starts the container; on `PortTaken` nothing is left behind.
     async fn create_and_start(&self, req: &ContainerRequest) -> Result<(), StartError>;
     async fn start(&self, container: &str) -> Result<(), StartError>;

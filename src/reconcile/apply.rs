@@ -5,7 +5,7 @@
 use super::desired::DesiredWorkspace;
 use super::plan::{Action, Reason};
 use super::readiness::{self, Target};
-use crate::backend::{Backend, ContainerRequest, Observed, StartError};
+use crate::backend::{Backend, ContainerRequest, Observed, StartError, WorkspaceRef};
 use crate::config::Service;
 use crate::context::PortMap;
 use crate::error::{CommandError, ErrorCode, Result};
@@ -86,6 +86,25 @@ impl<'a, B: Backend> Applier<'a, B> {
     ) -> Result<Applied> {
         let started = std::time::Instant::now();
         let mut saved = state::load(self.ctx, workspace);
+        for a in actions {
+            if let Action::AdoptWorkspace { from, .. } = a {
+                // The ports `.env` was written with move to the new name.
+                let old = state::load(self.ctx, from);
+                for (service, ports) in old.ports {
+                    saved.ports.entry(service).or_insert(ports);
+                }
+                state::save(self.ctx, &saved)?;
+                state::remove(self.ctx, from);
+                self.say(format!(
+                    "Adopting the environment of {from}, renamed to {workspace}"
+                ));
+            }
+        }
+        let root = desired.map(|d| d.root.as_path());
+        let owner = root.map(|root| WorkspaceRef {
+            name: workspace,
+            root,
+        });
         let creates = actions.iter().any(|a| {
             matches!(
                 a,
@@ -140,21 +159,25 @@ impl<'a, B: Backend> Applier<'a, B> {
                 .any(|a| matches!(a, Action::CreateNetwork { .. }));
         let network = async {
             match needs_network {
-                true => self.backend.ensure_network(workspace).await.map(Some),
+                true => match owner {
+                    Some(owner) => self.backend.ensure_network(owner).await.map(Some),
+                    None => Ok(None),
+                },
                 false => Ok(None),
             }
         };
         let mut prep: Vec<LocalBoxFuture<'_, Result<()>>> = Vec::new();
         for a in actions {
-            if let Action::CreateVolume {
-                workspace,
-                service,
-                volume,
-            } = a
+            if let (
+                Action::CreateVolume {
+                    service, volume, ..
+                },
+                Some(owner),
+            ) = (a, owner)
             {
                 prep.push(
                     self.backend
-                        .ensure_volume(workspace, service, volume)
+                        .ensure_volume(owner, service, volume)
                         .boxed_local(),
                 );
             }
@@ -207,12 +230,18 @@ impl<'a, B: Backend> Applier<'a, B> {
                     .filter(|p| !p.is_empty())
                     .or_else(|| saved.ports.get(service).cloned());
                 let network_id = network_id.as_str();
+                let owner = WorkspaceRef {
+                    name: workspace,
+                    root: &d.root,
+                };
+                let volumes = volume_names(self.backend, owner, svc, observed);
                 Some(async move {
                     let ports = self
                         .ensure_service(
-                            workspace,
+                            owner,
                             svc,
                             network_id,
+                            &volumes,
                             old,
                             start_only,
                             sticky.unwrap_or_default(),
@@ -293,15 +322,18 @@ impl<'a, B: Backend> Applier<'a, B> {
 
     /// Creates, recreates or starts one service and waits until it is ready.
     /// Returns its host ports.
+    #[allow(clippy::too_many_arguments)]
     async fn ensure_service(
         &self,
-        workspace: &str,
+        owner: WorkspaceRef<'_>,
         svc: &Service,
         network_id: &str,
+        volumes: &BTreeMap<String, String>,
         old: Option<&str>,
         start_only: bool,
         sticky: BTreeMap<u16, u16>,
     ) -> Result<BTreeMap<u16, u16>> {
+        let workspace = owner.name;
         let name = svc.name.as_str();
         let mut ports = BTreeMap::new();
         for cport in &svc.spec.ports {
@@ -322,7 +354,7 @@ impl<'a, B: Backend> Applier<'a, B> {
                 Ok(()) => container = old.to_string(),
                 Err(StartError::Gone) => {
                     container = self
-                        .create_with_retry(workspace, svc, network_id, &mut ports, false)
+                        .create_with_retry(owner, svc, network_id, volumes, &mut ports, false)
                         .await?;
                 }
                 Err(StartError::PortTaken(_)) => {
@@ -330,7 +362,7 @@ impl<'a, B: Backend> Applier<'a, B> {
                     // a new container on a new port, and `.env` follows.
                     self.backend.remove_container(old, None).await?;
                     container = self
-                        .create_with_retry(workspace, svc, network_id, &mut ports, true)
+                        .create_with_retry(owner, svc, network_id, volumes, &mut ports, true)
                         .await?;
                 }
                 Err(StartError::Other(e)) => return Err(e),
@@ -344,7 +376,7 @@ impl<'a, B: Backend> Applier<'a, B> {
                 self.say(format!("Creating {workspace}/{name}"));
             }
             container = self
-                .create_with_retry(workspace, svc, network_id, &mut ports, false)
+                .create_with_retry(owner, svc, network_id, volumes, &mut ports, false)
                 .await?;
         }
         for (cport, host) in &ports {
@@ -376,12 +408,14 @@ impl<'a, B: Backend> Applier<'a, B> {
 
     async fn create_with_retry(
         &self,
-        workspace: &str,
+        owner: WorkspaceRef<'_>,
         svc: &Service,
         network_id: &str,
+        volumes: &BTreeMap<String, String>,
         ports: &mut BTreeMap<u16, u16>,
         mut repick: bool,
     ) -> Result<String> {
+        let workspace = owner.name;
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
             if repick {
@@ -402,13 +436,15 @@ impl<'a, B: Backend> Applier<'a, B> {
             }
             let req = ContainerRequest {
                 workspace: workspace.to_string(),
+                root: owner.root.to_path_buf(),
+                volumes: volumes.clone(),
                 service: svc.name.clone(),
                 spec: svc.spec.clone(),
                 ports: ports.clone(),
                 network_id: network_id.to_string(),
             };
             match self.backend.create_and_start(&req).await {
-                Ok(()) => return Ok(self.backend.container_name(workspace, &svc.name)),
+                Ok(()) => return Ok(self.backend.container_name(owner, &svc.name)),
                 Err(StartError::PortTaken(msg)) => {
                     last = msg;
                     repick = true;
@@ -436,6 +472,33 @@ impl<'a, B: Backend> Applier<'a, B> {
         .hint("another program is grabbing ports quickly; retry, or free ports on 127.0.0.1")
         .detail("last_error", last))
     }
+}
+
+/// The volumes a service mounts: those it already has (a renamed workspace's
+/// keep their old names, and with them the data), else new names.
+fn volume_names<B: Backend>(
+    backend: &B,
+    owner: WorkspaceRef<'_>,
+    svc: &Service,
+    observed: &Observed,
+) -> BTreeMap<String, String> {
+    svc.spec
+        .volumes
+        .keys()
+        .map(|volume| {
+            let mut found: Vec<_> = observed
+                .volumes
+                .iter()
+                .filter(|v| v.service == svc.name && &v.volume == volume)
+                .collect();
+            found.sort_by_key(|v| (v.workspace != owner.name, v.created.clone()));
+            let name = found
+                .first()
+                .map(|v| v.name.clone())
+                .unwrap_or_else(|| backend.volume_name(owner, &svc.name, volume));
+            (volume.clone(), name)
+        })
+        .collect()
 }
 
 /// Runs every step to the end, then reports the first failure: a half-done

@@ -1,10 +1,10 @@
 //! Desired state: the live jj workspaces, each with its own aether.toml.
 
 use crate::config::{self, Config};
-use crate::error::CommandError;
+use crate::error::{CommandError, ErrorCode, Result};
 use crate::jj::WorkspaceEntry;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub struct DesiredWorkspace {
@@ -15,18 +15,116 @@ pub struct DesiredWorkspace {
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
     pub workspaces: BTreeMap<String, DesiredWorkspace>,
-    /// Live workspaces whose config does not load. Their objects are left
-    /// exactly as they are: a typo must never garbage-collect a database.
+    /// Live workspaces whose objects are left exactly as they are: their
+    /// config does not load (a typo must never garbage-collect a database),
+    /// or their directory is gone and the policy says keep.
     pub untouchable: BTreeSet<String>,
+    /// Root → name of every live workspace, touchable or not. An object made
+    /// for a root belongs to whichever workspace lives there now, so a
+    /// `jj workspace rename` keeps its volumes and ports.
+    pub roots: BTreeMap<PathBuf, String>,
 }
 
-/// Builds the desired state; per-workspace config errors are returned, not fatal.
-pub fn build(entries: &[WorkspaceEntry]) -> (Desired, Vec<(String, CommandError)>) {
+impl Desired {
+    /// Only who lives where: enough to tell objects apart by owner, for
+    /// commands that converge one workspace and need no other config.
+    pub fn shallow(entries: &[WorkspaceEntry]) -> Self {
+        let mut desired = Desired::default();
+        for e in entries {
+            if let Some(root) = &e.recorded_root {
+                desired.roots.insert(root.clone(), e.name.clone());
+            }
+        }
+        desired
+    }
+
+    pub fn is_live(&self, name: &str) -> bool {
+        self.workspaces.contains_key(name)
+            || self.untouchable.contains(name)
+            || self.roots.values().any(|n| n == name)
+    }
+
+    /// The live workspace an object belongs to: the one at the root it was
+    /// made for, else the one of its name. `None`: its workspace is gone.
+    pub fn owner<'a>(&'a self, label: &'a str, root: Option<&Path>) -> Option<&'a str> {
+        if let Some(name) = root.and_then(|r| self.roots.get(r)) {
+            return Some(name);
+        }
+        self.is_live(label).then_some(label)
+    }
+}
+
+/// What happens to the environment of a workspace whose directory was
+/// deleted (`rm -rf`) while jj still lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingRoot {
+    /// Remove its containers, volumes and network at once, as a forget would.
+    #[default]
+    Remove,
+    /// Leave everything as it is until `jj workspace forget`.
+    Keep,
+}
+
+/// The jj config key that sets [`MissingRoot`] for a repo
+/// (`jj config set --repo aether.on-missing-root keep`).
+pub const MISSING_ROOT_KEY: &str = "aether.on-missing-root";
+
+impl MissingRoot {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim() {
+            "remove" => Ok(MissingRoot::Remove),
+            "keep" => Ok(MissingRoot::Keep),
+            other => Err(CommandError::new(
+                ErrorCode::ConfigInvalid,
+                format!("{MISSING_ROOT_KEY} is {other:?}; expected \"remove\" or \"keep\""),
+            )
+            .hint(format!(
+                "fix it with `jj config set --repo {MISSING_ROOT_KEY} remove` (or keep)"
+            ))),
+        }
+    }
+}
+
+/// Builds the desired state; per-workspace config errors are returned, not
+/// fatal. `missing_root` is asked only when some workspace's directory is
+/// gone, so the usual pass costs no extra lookup.
+pub fn build(
+    entries: &[WorkspaceEntry],
+    missing_root: impl FnOnce() -> Result<MissingRoot>,
+) -> (Desired, Vec<(String, CommandError)>) {
     let mut desired = Desired::default();
     let mut errors = Vec::new();
+    let mut policy = None;
+    let mut missing_root = Some(missing_root);
     for entry in entries {
-        // A workspace without a root (or whose directory is gone) is gone.
-        let Some(root) = &entry.root else { continue };
+        let Some(recorded) = &entry.recorded_root else {
+            continue;
+        };
+        desired.roots.insert(recorded.clone(), entry.name.clone());
+        let Some(root) = &entry.root else {
+            // The directory is gone.
+            let policy = *policy.get_or_insert_with(|| {
+                match missing_root
+                    .take()
+                    .map(|f| f())
+                    .unwrap_or(Ok(MissingRoot::Remove))
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // An unreadable policy must not delete anything.
+                        errors.push((entry.name.clone(), e));
+                        MissingRoot::Keep
+                    }
+                }
+            });
+            if policy == MissingRoot::Keep {
+                desired.untouchable.insert(entry.name.clone());
+            } else {
+                desired.roots.remove(recorded);
+            }
+            continue;
+        };
         match config::load_from_root(root) {
             Ok(config) => {
                 desired.workspaces.insert(

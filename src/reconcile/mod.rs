@@ -13,10 +13,11 @@ use crate::error::{CommandError, Result};
 use crate::jj;
 use crate::repo::{self, RepoContext};
 use apply::Applier;
-use desired::{Desired, DesiredWorkspace};
+use desired::{Desired, DesiredWorkspace, MissingRoot};
 use futures_util::future::join_all;
 use plan::{Action, Scope};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 /// A workspace after a pass over it.
 pub struct Settled {
@@ -27,25 +28,36 @@ pub struct Settled {
     pub env_written: bool,
 }
 
-/// Converges one workspace. Takes its lock, observes it afresh under the
-/// lock, plans, applies, writes `.env`. `desired` is `None` for a workspace
-/// that is gone. `ajj workspace add/forget` call this directly.
+/// Converges one workspace. The caller holds its lock. Observes afresh
+/// (unless handed an observation made under the lock), plans, applies,
+/// writes `.env`. `desired` is the whole desired state, so that objects are
+/// told apart by owner; the workspace is gone when it is not in
+/// `desired.workspaces`. `root` is where it lives or lived.
+/// `ajj workspace add/forget` call this directly.
 pub async fn converge_workspace<B: Backend>(
     applier: &Applier<'_, B>,
+    desired: &Desired,
     name: &str,
-    desired: Option<&DesiredWorkspace>,
+    root: Option<&Path>,
     observed: Option<Observed>,
 ) -> Result<Settled> {
     let observed = match observed {
         Some(o) => o,
-        None => applier.backend.observe(Some(name)).await?,
+        None => applier.backend.observe(None).await?,
     };
-    let mut wanted = Desired::default();
-    if let Some(d) = desired {
-        wanted.workspaces.insert(name.to_string(), d.clone());
-    }
-    let actions = plan::plan(&wanted, &observed, &Scope::Workspace(name.to_string()));
-    settle(applier, name, desired, actions, observed).await
+    let scope = Scope::workspace(name, root);
+    let actions = plan::plan(desired, &observed, &scope);
+    let mine = plan::scoped(desired, &observed, &scope);
+    settle(
+        applier,
+        name,
+        desired.workspaces.get(name),
+        actions,
+        mine,
+        scope,
+        desired,
+    )
+    .await
 }
 
 async fn settle<B: Backend>(
@@ -54,12 +66,14 @@ async fn settle<B: Backend>(
     desired: Option<&DesiredWorkspace>,
     actions: Vec<Action>,
     observed: Observed,
+    scope: Scope,
+    all: &Desired,
 ) -> Result<Settled> {
     let applied = applier.apply(name, desired, &actions, &observed).await?;
     let observed = if actions.is_empty() {
         observed
     } else {
-        applier.backend.observe(Some(name)).await?
+        plan::scoped(all, &applier.backend.observe(None).await?, &scope)
     };
     let mut env_written = false;
     if let Some(d) = desired {
@@ -92,11 +106,12 @@ pub struct PassReport {
 /// One full, level-triggered pass over every workspace of the repo.
 pub async fn reconcile_all<B: Backend>(
     applier: &Applier<'_, B>,
-    dry_run: bool,
+    options: &PassOptions,
 ) -> Result<PassReport> {
+    let dry_run = options.dry_run;
     let ctx = applier.ctx;
     let entries = jj::list_workspaces(&ctx.workspace_root)?;
-    let (desired, mut errors) = desired::build(&entries);
+    let (desired, mut errors) = desired::build(&entries, || options.missing_root(ctx));
     let observed = applier.backend.observe(None).await?;
     let actions = plan::plan(&desired, &observed, &Scope::All);
     if dry_run {
@@ -118,6 +133,7 @@ pub async fn reconcile_all<B: Backend>(
         .workspaces
         .keys()
         .chain(by_ws.keys())
+        .filter(|n| !options.hold.contains(*n))
         .cloned()
         .collect();
     let jobs = names.into_iter().map(|name| {
@@ -126,9 +142,9 @@ pub async fn reconcile_all<B: Backend>(
         let observed = &observed;
         async move {
             let outcome = if planned.is_empty() {
-                refresh(applier, &name, desired.workspaces.get(&name), observed).await
+                refresh(applier, desired, &name, observed).await
             } else {
-                act(applier, &name, desired.workspaces.get(&name)).await
+                act(applier, options, &name, &planned, desired).await
             };
             (name, outcome)
         }
@@ -158,57 +174,89 @@ pub async fn reconcile_all<B: Backend>(
 /// nobody else is working on it: whoever holds the lock will write it.
 async fn refresh<B: Backend>(
     applier: &Applier<'_, B>,
+    desired: &Desired,
     name: &str,
-    desired: Option<&DesiredWorkspace>,
     observed: &Observed,
 ) -> Result<Option<Settled>> {
     let Some(_lock) = repo::try_lock_workspace(applier.ctx, name)? else {
         return Ok(None);
     };
-    let mine = Observed {
-        containers: observed
-            .containers
-            .iter()
-            .filter(|c| c.workspace == name)
-            .cloned()
-            .collect(),
-        networks: vec![],
-        volumes: vec![],
-    };
-    settle(applier, name, desired, vec![], mine).await.map(Some)
+    let ws = desired.workspaces.get(name);
+    let scope = Scope::workspace(name, ws.map(|w| w.root.as_path()));
+    let mine = plan::scoped(desired, observed, &scope);
+    settle(applier, name, ws, vec![], mine, scope, desired)
+        .await
+        .map(Some)
 }
 
 /// A workspace with work: lock, then decide again from fresh observations,
 /// because another `ajj` may have changed it since the pass began.
 async fn act<B: Backend>(
     applier: &Applier<'_, B>,
+    options: &PassOptions,
     name: &str,
-    desired: Option<&DesiredWorkspace>,
+    planned: &[Action],
+    desired: &Desired,
 ) -> Result<Option<Settled>> {
     let _lock = lock(applier.ctx, name).await?;
     let fresh;
-    let desired = match desired {
-        Some(d) => Some(d),
-        None => {
-            // About to collect it: check jj once more under the lock, so a
-            // `workspace add` that finished meanwhile is not undone.
-            let entries = jj::list_workspaces(&applier.ctx.workspace_root)?;
-            let (now, _) = desired::build(
-                &entries
-                    .into_iter()
-                    .filter(|e| e.name == name)
-                    .collect::<Vec<_>>(),
-            );
-            if now.untouchable.contains(name) {
-                return Ok(None);
-            }
-            fresh = now.workspaces.get(name).cloned();
-            fresh.as_ref()
+    let collects = planned.iter().any(|a| {
+        matches!(
+            a,
+            Action::RemoveContainer { .. }
+                | Action::RemoveNetwork { .. }
+                | Action::RemoveVolume { .. }
+        )
+    });
+    let desired = if collects {
+        // About to remove something: ask jj once more under the lock, so a
+        // `workspace add` or rename that finished meanwhile is not undone.
+        let entries = jj::list_workspaces(&applier.ctx.workspace_root)?;
+        let (now, _) = desired::build(&entries, || options.missing_root(applier.ctx));
+        if now.untouchable.contains(name) {
+            return Ok(None);
         }
+        fresh = now;
+        &fresh
+    } else {
+        desired
     };
-    converge_workspace(applier, name, desired, None)
+    let root = desired
+        .workspaces
+        .get(name)
+        .map(|w| w.root.clone())
+        .or_else(|| {
+            desired
+                .roots
+                .iter()
+                .find(|(_, n)| *n == name)
+                .map(|(r, _)| r.clone())
+        });
+    converge_workspace(applier, desired, name, root.as_deref(), None)
         .await
         .map(Some)
+}
+
+/// How a full pass runs.
+#[derive(Debug, Clone, Default)]
+pub struct PassOptions {
+    pub dry_run: bool,
+    /// Overrides the repo's `aether.on-missing-root` setting.
+    pub missing_root: Option<MissingRoot>,
+    /// Workspaces left alone this pass (the watcher's crash-loop backoff).
+    pub hold: BTreeSet<String>,
+}
+
+impl PassOptions {
+    fn missing_root(&self, ctx: &RepoContext) -> Result<MissingRoot> {
+        match self.missing_root {
+            Some(p) => Ok(p),
+            None => match jj::config_get(&ctx.workspace_root, desired::MISSING_ROOT_KEY)? {
+                Some(text) => MissingRoot::parse(&text),
+                None => Ok(MissingRoot::default()),
+            },
+        }
+    }
 }
 
 /// Blocks on the workspace lock off the async thread.

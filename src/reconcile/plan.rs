@@ -7,19 +7,25 @@ use crate::backend::{Observed, ObservedContainer, ObservedObject, RunState};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     All,
     /// Only this workspace's objects are planned; others are left alone.
-    Workspace(String),
+    /// `root` also claims gone objects made for that root (a workspace
+    /// renamed and then forgotten before a pass saw the rename).
+    Workspace {
+        name: String,
+        root: Option<PathBuf>,
+    },
 }
 
 impl Scope {
-    fn includes(&self, ws: &str) -> bool {
-        match self {
-            Scope::All => true,
-            Scope::Workspace(w) => w == ws,
+    pub fn workspace(name: &str, root: Option<&Path>) -> Self {
+        Scope::Workspace {
+            name: name.to_string(),
+            root: root.map(Path::to_path_buf),
         }
     }
 }
@@ -40,11 +46,20 @@ pub enum Reason {
     /// A second container for one service, or a second network for one
     /// workspace (e.g. a create still in flight when a process was killed).
     Duplicate,
+    /// Made under the workspace's previous name (`jj workspace rename`).
+    Renamed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
+    /// A renamed workspace takes over what it had under its old name: its
+    /// volumes (data) and sticky ports stay; containers and network are
+    /// recreated under the new name.
+    AdoptWorkspace {
+        workspace: String,
+        from: String,
+    },
     CreateNetwork {
         workspace: String,
     },
@@ -93,6 +108,7 @@ impl Action {
     pub fn workspace(&self) -> &str {
         match self {
             Action::CreateNetwork { workspace }
+            | Action::AdoptWorkspace { workspace, .. }
             | Action::CreateVolume { workspace, .. }
             | Action::CreateContainer { workspace, .. }
             | Action::RecreateContainer { workspace, .. }
@@ -106,6 +122,9 @@ impl Action {
     /// One line for humans.
     pub fn describe(&self) -> String {
         match self {
+            Action::AdoptWorkspace { workspace, from } => {
+                format!("adopt the environment of {from} (renamed to {workspace}): volumes and ports kept")
+            }
             Action::CreateNetwork { workspace } => format!("create network of {workspace}"),
             Action::CreateVolume {
                 workspace,
@@ -156,58 +175,148 @@ fn reason_text(r: Reason) -> &'static str {
         Reason::WorkspaceGone => "workspace gone",
         Reason::ServiceRemoved => "service removed from aether.toml",
         Reason::Duplicate => "duplicate",
+        Reason::Renamed => "workspace renamed",
     }
 }
 
-/// Prefers the container to keep: running over stopped, current config over drifted.
-fn rank(c: &ObservedContainer, hash: &str) -> (bool, bool, String) {
+/// Prefers the container to keep: one made under the current name, running
+/// over stopped, current config over drifted.
+fn rank(c: &ObservedContainer, home: &str, hash: &str) -> (bool, bool, bool, String) {
     (
+        c.workspace != home,
         c.config_hash != hash,
         c.state != RunState::Running,
         c.name.clone(),
     )
 }
 
+/// Where an object is planned: under the live workspace that owns it, or,
+/// when its workspace is gone, under its label.
+struct Placement<'a> {
+    home: &'a str,
+    live: bool,
+}
+
+fn place<'a>(desired: &'a Desired, label: &'a str, root: Option<&Path>) -> Placement<'a> {
+    match desired.owner(label, root) {
+        Some(home) => Placement { home, live: true },
+        None => Placement {
+            home: label,
+            live: false,
+        },
+    }
+}
+
+fn in_scope(desired: &Desired, scope: &Scope, p: &Placement, root: Option<&Path>) -> bool {
+    let scoped = match scope {
+        Scope::All => true,
+        Scope::Workspace { name, root: own } => {
+            p.home == name || (!p.live && own.is_some() && root == own.as_deref())
+        }
+    };
+    scoped && !desired.untouchable.contains(p.home)
+}
+
+/// The objects a scoped convergence may act on; everything for `Scope::All`.
+pub fn scoped(desired: &Desired, observed: &Observed, scope: &Scope) -> Observed {
+    let keep = |label: &str, root: Option<&Path>| {
+        in_scope(desired, scope, &place(desired, label, root), root)
+    };
+    Observed {
+        containers: observed
+            .containers
+            .iter()
+            .filter(|c| keep(&c.workspace, c.root.as_deref()))
+            .cloned()
+            .collect(),
+        networks: observed
+            .networks
+            .iter()
+            .filter(|n| keep(&n.workspace, n.root.as_deref()))
+            .cloned()
+            .collect(),
+        volumes: observed
+            .volumes
+            .iter()
+            .filter(|v| keep(&v.workspace, v.root.as_deref()))
+            .cloned()
+            .collect(),
+    }
+}
+
 pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action> {
     let mut actions = Vec::new();
-    let in_scope = |ws: &str| scope.includes(ws) && !desired.untouchable.contains(ws);
+    let observed = scoped(desired, observed, scope);
+
+    // Objects found under another name at a live workspace's root: a rename.
+    let mut renames = BTreeSet::new();
+    let labelled = observed
+        .containers
+        .iter()
+        .map(|c| (&c.workspace, c.root.as_deref()))
+        .chain(
+            observed
+                .networks
+                .iter()
+                .chain(&observed.volumes)
+                .map(|o| (&o.workspace, o.root.as_deref())),
+        );
+    for (label, root) in labelled {
+        let p = place(desired, label, root);
+        if p.live && p.home != label && desired.workspaces.contains_key(p.home) {
+            renames.insert((p.home.to_string(), label.clone()));
+        }
+    }
+    for (workspace, from) in renames {
+        actions.push(Action::AdoptWorkspace { workspace, from });
+    }
 
     let mut by_service: BTreeMap<(&str, &str), Vec<&ObservedContainer>> = BTreeMap::new();
     for c in &observed.containers {
-        if !in_scope(&c.workspace) {
-            continue;
-        }
-        match desired.workspaces.get(&c.workspace) {
+        let p = place(desired, &c.workspace, c.root.as_deref());
+        match desired.workspaces.get(p.home).filter(|_| p.live) {
             None => actions.push(Action::RemoveContainer {
-                workspace: c.workspace.clone(),
+                workspace: p.home.to_string(),
                 service: c.service.clone(),
                 container: c.name.clone(),
                 reason: Reason::WorkspaceGone,
             }),
             Some(ws) if !ws.config.services.contains_key(&c.service) => {
                 actions.push(Action::RemoveContainer {
-                    workspace: c.workspace.clone(),
+                    workspace: p.home.to_string(),
                     service: c.service.clone(),
                     container: c.name.clone(),
                     reason: Reason::ServiceRemoved,
                 })
             }
-            Some(_) => by_service
-                .entry((&c.workspace, &c.service))
-                .or_default()
-                .push(c),
+            Some(_) => by_service.entry((p.home, &c.service)).or_default().push(c),
         }
     }
 
     for (ws_name, ws) in &desired.workspaces {
-        if !in_scope(ws_name) || ws.config.services.is_empty() {
+        let owned = |label: &str, root: Option<&Path>| {
+            let p = place(desired, label, root);
+            p.live && p.home == ws_name
+        };
+        if !observed_any_scope(scope, ws_name) || ws.config.services.is_empty() {
             continue;
         }
-        let mut nets: Vec<&ObservedObject> = observed
+        let nets: Vec<&ObservedObject> = observed
             .networks
             .iter()
-            .filter(|n| &n.workspace == ws_name)
+            .filter(|n| owned(&n.workspace, n.root.as_deref()))
             .collect();
+        // A renamed workspace's network is replaced (its name says the old
+        // workspace), once the containers have moved off it.
+        let (mut nets, renamed): (Vec<_>, Vec<_>) =
+            nets.into_iter().partition(|n| &n.workspace == ws_name);
+        for n in renamed {
+            actions.push(Action::RemoveNetwork {
+                workspace: ws_name.clone(),
+                network: n.id.clone(),
+                reason: Reason::Renamed,
+            });
+        }
         if nets.is_empty() {
             actions.push(Action::CreateNetwork {
                 workspace: ws_name.clone(),
@@ -232,7 +341,9 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
         for (svc_name, svc) in &ws.config.services {
             for volume in svc.spec.volumes.keys() {
                 let exists = observed.volumes.iter().any(|v| {
-                    &v.workspace == ws_name && &v.service == svc_name && &v.volume == volume
+                    owned(&v.workspace, v.root.as_deref())
+                        && &v.service == svc_name
+                        && &v.volume == volume
                 });
                 if !exists {
                     actions.push(Action::CreateVolume {
@@ -246,7 +357,7 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
             let mut present = by_service
                 .remove(&(ws_name.as_str(), svc_name.as_str()))
                 .unwrap_or_default();
-            present.sort_by_key(|c| rank(c, &hash));
+            present.sort_by_key(|c| rank(c, ws_name, &hash));
             let mut present = present.into_iter();
             match present.next() {
                 None => actions.push(Action::CreateContainer {
@@ -254,17 +365,24 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
                     service: svc_name.clone(),
                     reason: Reason::Missing,
                 }),
-                Some(c) if c.config_hash != hash || matches!(c.state, RunState::Dead) => actions
-                    .push(Action::RecreateContainer {
+                Some(c)
+                    if &c.workspace != ws_name
+                        || c.config_hash != hash
+                        || matches!(c.state, RunState::Dead) =>
+                {
+                    actions.push(Action::RecreateContainer {
                         workspace: ws_name.clone(),
                         service: svc_name.clone(),
                         container: c.name.clone(),
-                        reason: if c.config_hash != hash {
+                        reason: if &c.workspace != ws_name {
+                            Reason::Renamed
+                        } else if c.config_hash != hash {
                             Reason::Drifted
                         } else {
                             Reason::Stopped
                         },
-                    }),
+                    })
+                }
                 Some(c) if matches!(c.state, RunState::Created | RunState::Exited) => {
                     actions.push(Action::StartContainer {
                         workspace: ws_name.clone(),
@@ -289,27 +407,35 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
 
     // Volumes of a removed service stay until the workspace goes: dropping a
     // line from aether.toml by mistake must not cost the user their data.
-    let gone = |ws: &str| in_scope(ws) && !desired.workspaces.contains_key(ws);
     let mut seen = BTreeSet::new();
     for v in &observed.volumes {
-        if gone(&v.workspace) && seen.insert(v.name.clone()) {
+        let p = place(desired, &v.workspace, v.root.as_deref());
+        if !p.live && seen.insert(v.name.clone()) {
             actions.push(Action::RemoveVolume {
-                workspace: v.workspace.clone(),
+                workspace: p.home.to_string(),
                 volume: v.name.clone(),
                 reason: Reason::WorkspaceGone,
             });
         }
     }
     for n in &observed.networks {
-        if gone(&n.workspace) && seen.insert(n.id.clone()) {
+        let p = place(desired, &n.workspace, n.root.as_deref());
+        if !p.live && seen.insert(n.id.clone()) {
             actions.push(Action::RemoveNetwork {
-                workspace: n.workspace.clone(),
+                workspace: p.home.to_string(),
                 network: n.id.clone(),
                 reason: Reason::WorkspaceGone,
             });
         }
     }
     actions
+}
+
+fn observed_any_scope(scope: &Scope, ws: &str) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Workspace { name, .. } => name == ws,
+    }
 }
 
 #[cfg(test)]
@@ -330,23 +456,26 @@ image = "redis"
 ports = [6379]
 "#;
 
+    fn root(ws: &str) -> PathBuf {
+        PathBuf::from(format!("/w/{ws}"))
+    }
+
+    /// Workspaces as `name` or `name@dir` (a workspace living at /w/dir).
     fn desired(names: &[&str], cfg: &str) -> Desired {
         let config = config::parse(cfg, Path::new("aether.toml")).unwrap();
-        Desired {
-            workspaces: names
-                .iter()
-                .map(|n| {
-                    (
-                        n.to_string(),
-                        DesiredWorkspace {
-                            root: PathBuf::from("/x"),
-                            config: config.clone(),
-                        },
-                    )
-                })
-                .collect(),
-            untouchable: BTreeSet::new(),
+        let mut d = Desired::default();
+        for n in names {
+            let (name, dir) = n.split_once('@').unwrap_or((n, n));
+            d.roots.insert(root(dir), name.to_string());
+            d.workspaces.insert(
+                name.to_string(),
+                DesiredWorkspace {
+                    root: root(dir),
+                    config: config.clone(),
+                },
+            );
         }
+        d
     }
 
     fn container(ws: &str, svc: &str, d: &Desired, state: RunState) -> ObservedContainer {
@@ -365,6 +494,7 @@ ports = [6379]
             health: None,
             ports: BTreeMap::from([(1, 2)]),
             networks: vec![format!("net-{ws}")],
+            root: d.workspaces.get(ws).map(|w| w.root.clone()),
         }
     }
 
@@ -376,6 +506,7 @@ ports = [6379]
                 name: format!("n-{ws}"),
                 created: "2026-01-01T00:00:00Z".into(),
                 workspace: ws.clone(),
+                root: Some(w.root.clone()),
                 ..Default::default()
             });
             for (svc, s) in &w.config.services {
@@ -386,6 +517,7 @@ ports = [6379]
                         workspace: ws.clone(),
                         service: svc.clone(),
                         volume: vol.clone(),
+                        root: Some(w.root.clone()),
                         ..Default::default()
                     });
                 }
@@ -494,7 +626,10 @@ ports = [6379]
         let d = desired(&["a", "b"], CFG);
         let o = converged(&d);
         let only_a = desired(&["a"], CFG);
-        assert_eq!(plan(&only_a, &o, &Scope::Workspace("a".into())), vec![]);
+        assert_eq!(
+            plan(&only_a, &o, &Scope::workspace("a", Some(&root("a")))),
+            vec![]
+        );
         let mut broken = desired(&["a"], CFG);
         broken.untouchable.insert("b".into());
         assert_eq!(plan(&broken, &o, &Scope::All), vec![]);
@@ -556,6 +691,101 @@ ports = [6379]
             network: "net-a".into(),
             reason: Reason::Duplicate
         }));
+    }
+
+    #[test]
+    fn a_rename_keeps_volumes_and_moves_the_rest() {
+        let before = desired(&["a"], CFG);
+        let o = converged(&before);
+        let after = desired(&["b@a"], CFG);
+        let p = plan(&after, &o, &Scope::All);
+        assert!(p.contains(&Action::AdoptWorkspace {
+            workspace: "b".into(),
+            from: "a".into()
+        }));
+        assert!(p.contains(&Action::RecreateContainer {
+            workspace: "b".into(),
+            service: "db".into(),
+            container: "c-a-db".into(),
+            reason: Reason::Renamed
+        }));
+        assert!(p.contains(&Action::RemoveNetwork {
+            workspace: "b".into(),
+            network: "net-a".into(),
+            reason: Reason::Renamed
+        }));
+        assert!(p.contains(&Action::CreateNetwork {
+            workspace: "b".into()
+        }));
+        assert!(!p
+            .iter()
+            .any(|a| matches!(a, Action::CreateVolume { .. } | Action::RemoveVolume { .. })));
+        // The same holds when only the renamed workspace is converged.
+        let scoped = plan(&after, &o, &Scope::workspace("b", Some(&root("a"))));
+        assert_eq!(scoped, p);
+    }
+
+    #[test]
+    fn a_new_workspace_with_a_renamed_ones_old_name_takes_nothing() {
+        let before = desired(&["a"], CFG);
+        let o = converged(&before);
+        let after = desired(&["b@a", "a@a2"], CFG);
+        for scope in [Scope::All, Scope::workspace("a", Some(&root("a2")))] {
+            let p = plan(&after, &o, &scope);
+            assert!(!p.iter().any(|a| matches!(a, Action::RemoveVolume { .. })));
+            let for_a: Vec<_> = p.iter().filter(|a| a.workspace() == "a").collect();
+            assert!(for_a.iter().all(|a| matches!(
+                a,
+                Action::CreateContainer { .. }
+                    | Action::CreateNetwork { .. }
+                    | Action::CreateVolume { .. }
+            )));
+            assert_eq!(for_a.len(), 4, "{for_a:?}");
+        }
+    }
+
+    #[test]
+    fn forgetting_a_renamed_workspace_removes_what_it_had_under_either_name() {
+        let before = desired(&["a"], CFG);
+        let o = converged(&before);
+        // `jj workspace rename a b` then `ajj workspace forget b`, no pass between.
+        let p = plan(
+            &Desired::default(),
+            &o,
+            &Scope::workspace("b", Some(&root("a"))),
+        );
+        assert_eq!(
+            p.iter()
+                .filter(|a| matches!(
+                    a,
+                    Action::RemoveContainer { .. }
+                        | Action::RemoveVolume { .. }
+                        | Action::RemoveNetwork { .. }
+                ))
+                .count(),
+            4
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_follows_the_policy() {
+        use crate::jj::WorkspaceEntry;
+        use crate::reconcile::desired::{build, MissingRoot};
+        let entries = [WorkspaceEntry {
+            name: "a".into(),
+            root: None,
+            recorded_root: Some(root("a")),
+        }];
+        let o = converged(&desired(&["a"], CFG));
+        let (keep, _) = build(&entries, || Ok(MissingRoot::Keep));
+        assert!(keep.untouchable.contains("a"));
+        assert_eq!(plan(&keep, &o, &Scope::All), vec![]);
+        let (remove, _) = build(&entries, || Ok(MissingRoot::Remove));
+        assert_eq!(plan(&remove, &o, &Scope::All).len(), 4);
+        // A policy that cannot be read deletes nothing.
+        let (unreadable, errors) = build(&entries, || MissingRoot::parse("sometimes"));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(plan(&unreadable, &o, &Scope::All), vec![]);
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! `ajj workspace add`: `jj workspace add`, then the workspace's environment.
 
-use crate::backend::{Backend, ObservedObject};
+use crate::backend::{Backend, ObservedObject, WorkspaceRef};
 use crate::commands::{self, print_json};
 use crate::config;
 use crate::envfile;
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::jj;
-use crate::reconcile::{self, apply::Applier, desired::DesiredWorkspace};
+use crate::reconcile::{
+    self,
+    apply::Applier,
+    desired::{Desired, DesiredWorkspace},
+};
 use crate::report;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
@@ -67,17 +71,26 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
             })?,
     };
     let dest_existed = dest.exists();
+    // Where the root will be once jj has made it: objects are labelled with it.
+    let predicted_root = dest
+        .parent()
+        .and_then(|p| p.canonicalize().ok())
+        .zip(dest.file_name())
+        .map(|(parent, leaf)| parent.join(leaf))
+        .unwrap_or_else(|| dest.clone());
 
     let _lock = crate::repo::lock_workspace(&ctx, &name)?;
     commands::block_on(async {
         // Docker first: if it is down, fail before jj changes anything.
         let backend = commands::backend(&ctx).await?;
-        let mut observed = backend.observe(Some(&name)).await?;
+        let mut observed = backend.observe(None).await?;
         // Creating the network takes as long as jj does, and needs no config:
         // start it now if this workspace declares services (the new one most
         // likely does too), and take it back if that guess was wrong.
-        let speculate = observed.networks.is_empty()
-            && config::load_from_root(&ctx.workspace_root).is_ok_and(|c| !c.services.is_empty());
+        let speculate =
+            !observed.networks.iter().any(|n| {
+                n.workspace == name && n.root.as_deref() == Some(predicted_root.as_path())
+            }) && config::load_from_root(&ctx.workspace_root).is_ok_and(|c| !c.services.is_empty());
         let mut jj_args: Vec<OsString> = Vec::new();
         if let Some(r) = repo {
             jj_args.extend(["-R".into(), r.as_os_str().to_owned()]);
@@ -99,19 +112,28 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         let jj_add = tokio::task::spawn_blocking(move || {
             jj::run_visible(&jj_args, &cwd, json, "workspace add")
         });
+        // The other workspaces' roots tell their objects from this one's
+        // (one may carry this name from before a rename).
+        let list_root = ctx.workspace_root.clone();
+        let others = tokio::task::spawn_blocking(move || jj::list_workspaces(&list_root));
+        let predicted = WorkspaceRef {
+            name: &name,
+            root: &predicted_root,
+        };
         let early_network = async {
             match speculate {
-                true => backend.ensure_network(&name).await.ok(),
+                true => backend.ensure_network(predicted).await.ok(),
                 false => None,
             }
         };
-        let (added, network_id) = tokio::join!(jj_add, early_network);
+        let (added, others, network_id) = tokio::join!(jj_add, others, early_network);
         if let Some(id) = &network_id {
             // Apply must not create it twice: engines before 25 accept duplicate names.
             observed.networks.push(ObservedObject {
                 id: id.clone(),
-                name: backend.network_name(&name),
+                name: backend.network_name(predicted),
                 workspace: name.clone(),
+                root: Some(predicted_root.clone()),
                 ..Default::default()
             });
         }
@@ -151,16 +173,27 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
                 )));
             }
         };
-        if config.services.is_empty() && network_id.is_some() {
+        if (config.services.is_empty() || root != predicted_root) && network_id.is_some() {
             undo_network().await;
-            observed.networks.clear();
+            observed
+                .networks
+                .retain(|n| Some(n.id.as_str()) != network_id.as_deref());
         }
-        let desired = DesiredWorkspace {
-            root: root.clone(),
-            config,
-        };
+        let others = others
+            .map_err(|e| CommandError::new(ErrorCode::Internal, format!("jj task failed: {e}")))
+            .and_then(|r| r)?;
+        let mut all = Desired::shallow(&others);
+        all.roots.insert(root.clone(), name.clone());
+        all.workspaces.insert(
+            name.clone(),
+            DesiredWorkspace {
+                root: root.clone(),
+                config,
+            },
+        );
+        let desired = &all.workspaces[&name];
         let applier = Applier::new(&backend, &ctx, true);
-        let settled = reconcile::converge_workspace(&applier, &name, Some(&desired), Some(observed))
+        let settled = reconcile::converge_workspace(&applier, &all, &name, Some(&root), Some(observed))
             .await
             .map_err(|e| {
                 let hint = e.hint.clone().map(|h| format!("{h}; ")).unwrap_or_default();

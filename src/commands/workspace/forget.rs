@@ -6,7 +6,7 @@ use crate::commands::{self, print_json};
 use crate::envfile;
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::jj;
-use crate::reconcile::{self, apply::Applier, plan::Action};
+use crate::reconcile::{self, apply::Applier, desired::Desired, plan::Action};
 use crate::report::SCHEMA_VERSION;
 use serde_json::json;
 use std::ffi::OsString;
@@ -59,9 +59,22 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         jj::run_visible(&jj_args, &ctx.workspace_root, args.json, "workspace forget")?;
 
         let applier = Applier::new(&backend, &ctx, !args.json);
-        let jobs = names
+        let remaining: Vec<_> = entries
             .iter()
-            .map(|n| reconcile::converge_workspace(&applier, n, None, None));
+            .filter(|e| !names.contains(&e.name))
+            .cloned()
+            .collect();
+        let desired = Desired::shallow(&remaining);
+        let root_of = |n: &String| {
+            entries
+                .iter()
+                .find(|e| &e.name == n)
+                .and_then(|e| e.recorded_root.clone())
+        };
+        let roots: Vec<_> = names.iter().map(root_of).collect();
+        let jobs = names.iter().zip(&roots).map(|(n, root)| {
+            reconcile::converge_workspace(&applier, &desired, n, root.as_deref(), None)
+        });
         let results = futures_util::future::join_all(jobs).await;
         let mut forgotten = Vec::new();
         let mut first_error = None;
