@@ -1,6 +1,6 @@
 //! Command-line definitions and the routing rule between Aether and jj.
 
-use crate::commands::{init, reconcile, run, status, workspace};
+use crate::commands::{init, reconcile, run, status, watch, workspace};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -33,6 +33,7 @@ pub enum Command {
     Status(status::Args),
     Reconcile(reconcile::Args),
     Init(init::Args),
+    Watch(watch::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,7 +82,7 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
     }
     matches!(
         positionals.as_slice(),
-        ["run" | "status" | "reconcile" | "init", ..] | ["workspace", "add" | "forget"]
+        ["run" | "status" | "reconcile" | "init" | "watch", ..] | ["workspace", "add" | "forget"]
     )
 }
 

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     EnvFile,
     /// `ajj run` could not start its command.
     CommandNotFound,
+    /// Another `ajj watch` already watches this repo.
+    WatcherRunning,
     Io,
     Internal,
 }
@@ -59,6 +61,7 @@ impl ErrorCode {
             ErrorCode::ServiceExited => "SERVICE_EXITED",
             ErrorCode::EnvFile => "ENV_FILE",
             ErrorCode::CommandNotFound => "COMMAND_NOT_FOUND",
+            ErrorCode::WatcherRunning => "WATCHER_RUNNING",
             ErrorCode::Io => "IO_ERROR",
             ErrorCode::Internal => "INTERNAL",
         }

@@ -21,6 +21,7 @@ mod repo;
 mod report;
 mod state;
 mod template;
+mod watch;
 
 use clap::Parser;
 use std::ffi::OsString;

@@ -134,6 +134,54 @@ pub fn try_lock_workspace(ctx: &RepoContext, workspace: &str) -> Result<Option<W
     }
 }
 
+/// Held by the one `ajj watch` of a repo for its lifetime. The file holds
+/// the holder's pid, so a second watcher can say who is in the way.
+pub struct WatcherLock {
+    _file: File,
+}
+
+pub fn lock_watcher(ctx: &RepoContext) -> Result<WatcherLock> {
+    use std::io::{Read, Seek, Write};
+    let dir = ctx.state_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| CommandError::io(dir.display(), e))?;
+    let path = dir.join("watch.lock");
+    let mut file = File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| CommandError::io(path.display(), e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(CommandError::new(
+                ErrorCode::WatcherRunning,
+                format!(
+                    "another `ajj watch` (pid {}) already watches this repo",
+                    if holder.is_empty() { "unknown" } else { holder }
+                ),
+            )
+            .hint("one watcher per repo is enough: it follows every workspace; stop that one first to restart it")
+            .detail("pid", holder.parse::<u32>().ok())
+            .detail("lock_file", path.display().to_string()));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(CommandError::io(format!("locking {}", path.display()), e))
+        }
+    }
+    let write = |file: &mut File| -> std::io::Result<()> {
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())
+    };
+    write(&mut file).map_err(|e| CommandError::io(path.display(), e))?;
+    Ok(WatcherLock { _file: file })
+}
+
 fn lock_file(ctx: &RepoContext, workspace: &str) -> Result<(File, PathBuf)> {
     let dir = ctx.state_dir().join("locks");
     std::fs::create_dir_all(&dir).map_err(|e| CommandError::io(dir.display(), e))?;

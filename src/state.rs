@@ -62,6 +62,25 @@ pub fn all_reserved_ports(ctx: &RepoContext) -> HashSet<u16> {
         .collect()
 }
 
+fn roots_path(ctx: &RepoContext) -> PathBuf {
+    ctx.state_dir().join("roots.json")
+}
+
+/// The last root seen for each workspace name. `jj workspace forget` drops
+/// the root from jj's records and `jj undo` does not restore it, so this is
+/// how an undone forget finds its directory again.
+pub fn load_roots(ctx: &RepoContext) -> BTreeMap<String, PathBuf> {
+    std::fs::read(roots_path(ctx))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+pub fn save_roots(ctx: &RepoContext, roots: &BTreeMap<String, PathBuf>) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(roots).expect("roots serialise");
+    write_atomic(&roots_path(ctx), &bytes, 0o600)
+}
+
 /// Temp file, fsync, rename: readers see the old file or the new one, never
 /// a torn write. In a workspace root the temp file goes into `.jj/` (same
 /// filesystem, never snapshotted), so a process killed mid-write leaves no

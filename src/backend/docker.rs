@@ -1,8 +1,9 @@
 //! Local Docker Engine backend, through bollard.
 
 use super::{
-    extra_labels, format_ports_label, labels, parse_ports_label, Backend, ContainerRequest,
-    LiveStatus, Observed, ObservedContainer, ObservedObject, RunState, StartError, WorkspaceRef,
+    extra_labels, format_ports_label, labels, parse_ports_label, Backend, BackendEvent,
+    ContainerRequest, EventKind, LiveStatus, Observed, ObservedContainer, ObservedObject, RunState,
+    StartError, WorkspaceRef,
 };
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::repo::object_key;
@@ -13,9 +14,9 @@ use bollard::models::{
     PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::{ClientVersion, Docker};
 use futures_util::StreamExt;
@@ -702,6 +703,47 @@ impl Backend for DockerBackend {
             exit_code: state.exit_code,
             direct_ip,
         })
+    }
+
+    fn events(&self) -> futures_util::stream::LocalBoxStream<'_, Result<BackendEvent>> {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "label".to_string(),
+                vec![format!("{}={}", labels::REPO, self.repo_id)],
+            ),
+            (
+                "event".to_string(),
+                vec!["die".to_string(), "destroy".to_string()],
+            ),
+        ]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        self.count();
+        self.docker
+            .events(Some(options))
+            .filter_map(|item| async move {
+                let message = match item {
+                    Ok(m) => m,
+                    Err(e) => return Some(Err(unreachable_error("the event stream", &e))),
+                };
+                let actor = message.actor.unwrap_or_default();
+                let attrs = actor.attributes.unwrap_or_default();
+                let get = |k: &str| attrs.get(k).cloned().unwrap_or_default();
+                let kind = match message.action.as_deref() {
+                    Some("die") => EventKind::Died {
+                        exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
+                    },
+                    Some("destroy") => EventKind::Removed,
+                    _ => return None,
+                };
+                Some(Ok(BackendEvent {
+                    workspace: get(labels::WORKSPACE),
+                    service: get(labels::SERVICE),
+                    container: get("name"),
+                    kind,
+                }))
+            })
+            .boxed_local()
     }
 
     async fn logs_tail(&self, container: &str, lines: usize) -> String {

@@ -139,6 +139,23 @@ pub struct LiveStatus {
     pub direct_ip: Option<std::net::IpAddr>,
 }
 
+/// Something that happened to one of the repo's containers, pushed by the
+/// backend. The watcher only uses it as a reason to run a pass (and to
+/// notice crash loops); the pass itself re-reads everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendEvent {
+    pub workspace: String,
+    pub service: String,
+    pub container: String,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Died { exit_code: Option<i64> },
+    Removed,
+}
+
 /// Implemented by each place Aether can run services.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
@@ -168,6 +185,9 @@ pub trait Backend {
     async fn remove_network(&self, id: &str) -> Result<()>;
     async fn live_status(&self, container: &str) -> Result<LiveStatus>;
     async fn logs_tail(&self, container: &str, lines: usize) -> String;
+    /// The repo's container events, as they happen. Ends (or yields an
+    /// error) when the connection to the backend is lost.
+    fn events(&self) -> futures_util::stream::LocalBoxStream<'_, Result<BackendEvent>>;
 }
 
 /// Parses the ports label: `5432=49152,80=49153`.

@@ -5,6 +5,7 @@ pub mod passthrough;
 pub mod reconcile;
 pub mod run;
 pub mod status;
+pub mod watch;
 pub mod workspace;
 
 use crate::backend::docker::DockerBackend;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Status(args) => status::run(repo, args),
         Command::Reconcile(args) => reconcile::run(repo, args),
         Command::Init(args) => init::run(repo, args),
+        Command::Watch(args) => watch::run(repo, args),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::envfile;
 use crate::error::{CommandError, Result};
 use crate::jj;
 use crate::repo::{self, RepoContext};
+use crate::state;
 use apply::Applier;
 use desired::{Desired, DesiredWorkspace, MissingRoot};
 use futures_util::future::join_all;
@@ -101,6 +102,10 @@ pub struct PassReport {
     pub actions: Vec<Action>,
     pub errors: Vec<(String, CommandError)>,
     pub env_written: Vec<String>,
+    /// How long each workspace that had work took.
+    pub durations: BTreeMap<String, std::time::Duration>,
+    /// Where the live workspaces are: the watcher watches these.
+    pub roots: Vec<std::path::PathBuf>,
 }
 
 /// One full, level-triggered pass over every workspace of the repo.
@@ -110,7 +115,8 @@ pub async fn reconcile_all<B: Backend>(
 ) -> Result<PassReport> {
     let dry_run = options.dry_run;
     let ctx = applier.ctx;
-    let entries = jj::list_workspaces(&ctx.workspace_root)?;
+    let mut entries = jj::list_workspaces(&ctx.workspace_root)?;
+    recall_roots(ctx, &mut entries);
     let (desired, mut errors) = desired::build(&entries, || options.missing_root(ctx));
     let observed = applier.backend.observe(None).await?;
     let actions = plan::plan(&desired, &observed, &Scope::All);
@@ -119,6 +125,8 @@ pub async fn reconcile_all<B: Backend>(
             actions,
             errors,
             env_written: vec![],
+            durations: BTreeMap::new(),
+            roots: desired.roots.keys().cloned().collect(),
         });
     }
 
@@ -141,21 +149,26 @@ pub async fn reconcile_all<B: Backend>(
         let desired = &desired;
         let observed = &observed;
         async move {
+            let started = std::time::Instant::now();
             let outcome = if planned.is_empty() {
                 refresh(applier, desired, &name, observed).await
             } else {
                 act(applier, options, &name, &planned, desired).await
             };
-            (name, outcome)
+            (name, outcome, started.elapsed())
         }
     });
     let mut done = Vec::new();
     let mut env_written = Vec::new();
-    for (name, outcome) in join_all(jobs).await {
+    let mut durations = BTreeMap::new();
+    for (name, outcome, took) in join_all(jobs).await {
         match outcome {
             Ok(Some(s)) => {
                 if s.env_written {
                     env_written.push(name.clone());
+                }
+                if !s.actions.is_empty() {
+                    durations.insert(name.clone(), took);
                 }
                 done.extend(s.actions);
             }
@@ -167,6 +180,8 @@ pub async fn reconcile_all<B: Backend>(
         actions: done,
         errors,
         env_written,
+        durations,
+        roots: desired.roots.keys().cloned().collect(),
     })
 }
 
@@ -211,7 +226,8 @@ async fn act<B: Backend>(
     let desired = if collects {
         // About to remove something: ask jj once more under the lock, so a
         // `workspace add` or rename that finished meanwhile is not undone.
-        let entries = jj::list_workspaces(&applier.ctx.workspace_root)?;
+        let mut entries = jj::list_workspaces(&applier.ctx.workspace_root)?;
+        recall_roots(applier.ctx, &mut entries);
         let (now, _) = desired::build(&entries, || options.missing_root(applier.ctx));
         if now.untouchable.contains(name) {
             return Ok(None);
@@ -235,6 +251,42 @@ async fn act<B: Backend>(
     converge_workspace(applier, desired, name, root.as_deref(), None)
         .await
         .map(Some)
+}
+
+/// Fills in roots jj no longer records, and remembers the ones it does.
+/// After `jj workspace forget` + `jj undo`, jj lists the workspace again but
+/// without its root; if the directory Aether last saw is still a workspace
+/// of this repo, it is that workspace's root.
+pub fn recall_roots(ctx: &RepoContext, entries: &mut [jj::WorkspaceEntry]) {
+    let mut ledger = state::load_roots(ctx);
+    let mut changed = false;
+    for e in entries.iter_mut() {
+        match &e.recorded_root {
+            Some(root) => {
+                if ledger.get(&e.name) != Some(root) {
+                    ledger.insert(e.name.clone(), root.clone());
+                    changed = true;
+                }
+            }
+            None => {
+                let Some(root) = ledger.get(&e.name) else {
+                    continue;
+                };
+                let ours = RepoContext::discover(root)
+                    .is_ok_and(|c| c.store == ctx.store && &c.workspace_root == root);
+                if ours {
+                    e.recorded_root = Some(root.clone());
+                    e.root = Some(root.clone());
+                }
+            }
+        }
+    }
+    let before = ledger.len();
+    ledger.retain(|_, root| root.is_dir());
+    if changed || ledger.len() != before {
+        // Best effort: losing the ledger only loses this recovery.
+        let _ = state::save_roots(ctx, &ledger);
+    }
 }
 
 /// How a full pass runs.

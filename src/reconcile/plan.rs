@@ -161,7 +161,8 @@ impl Action {
             Action::RemoveNetwork {
                 network, reason, ..
             } => {
-                format!("remove network {network} ({})", reason_text(*reason))
+                let short = network.get(..12).unwrap_or(network);
+                format!("remove network {short} ({})", reason_text(*reason))
             }
         }
     }

@@ -99,6 +99,7 @@ async fn exited<B: Backend>(backend: &B, t: &Target<'_>, code: Option<i64>) -> C
     ))
     .detail("service", t.service)
     .detail("workspace", t.workspace)
+    .detail("container", t.container)
     .detail("exit_code", code)
     .detail("logs", logs.trim_end())
 }

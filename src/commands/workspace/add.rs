@@ -179,9 +179,15 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
                 .networks
                 .retain(|n| Some(n.id.as_str()) != network_id.as_deref());
         }
-        let others = others
+        let mut others = others
             .map_err(|e| CommandError::new(ErrorCode::Internal, format!("jj task failed: {e}")))
             .and_then(|r| r)?;
+        others.push(jj::WorkspaceEntry {
+            name: name.clone(),
+            root: Some(root.clone()),
+            recorded_root: Some(root.clone()),
+        });
+        reconcile::recall_roots(&ctx, &mut others);
         let mut all = Desired::shallow(&others);
         all.roots.insert(root.clone(), name.clone());
         all.workspaces.insert(

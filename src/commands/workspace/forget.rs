@@ -27,7 +27,9 @@ pub struct Args {
 
 pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     let ctx = commands::discover(repo)?;
-    let entries = jj::list_workspaces(&ctx.workspace_root)?;
+    let mut entries = jj::list_workspaces(&ctx.workspace_root)?;
+    // Remembered first: a `jj undo` of this forget finds the root again.
+    reconcile::recall_roots(&ctx, &mut entries);
     let mut names = if args.workspaces.is_empty() {
         vec![commands::current_workspace(&ctx, &entries)?]
     } else {

@@ -1,0 +1,143 @@
+//! Crash-loop detection and backoff, per workspace. Pure: time is passed in,
+//! so the rules are unit-tested without sleeping.
+//!
+//! A strike is a container death nobody asked for, or a failed pass over the
+//! workspace. Three strikes within a minute are a crash loop: the workspace
+//! is held (left out of passes) for 2 s, then 4 s, 8 s, ... up to 5 min, so
+//! a service that cannot start does not make the watcher spin. Docker's own
+//! restart policy keeps trying meanwhile; the hold only stops Aether from
+//! piling recreations on top.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+const WINDOW: Duration = Duration::from_secs(60);
+const THRESHOLD: usize = 3;
+const FIRST_HOLD: Duration = Duration::from_secs(2);
+const MAX_HOLD: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Default)]
+struct Track {
+    strikes: VecDeque<Instant>,
+    /// How many holds in a row: the next one lasts twice as long.
+    level: u32,
+    hold_until: Option<Instant>,
+    last_strike: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct CrashLoops {
+    per: HashMap<String, Track>,
+}
+
+impl CrashLoops {
+    /// Records a strike; returns the hold when this one makes a crash loop.
+    pub fn strike(&mut self, workspace: &str, now: Instant) -> Option<Duration> {
+        let t = self.per.entry(workspace.to_string()).or_default();
+        t.last_strike = Some(now);
+        t.strikes.push_back(now);
+        while t
+            .strikes
+            .front()
+            .is_some_and(|s| now.duration_since(*s) > WINDOW)
+        {
+            t.strikes.pop_front();
+        }
+        if t.strikes.len() < THRESHOLD {
+            return None;
+        }
+        t.strikes.clear();
+        let hold = FIRST_HOLD
+            .saturating_mul(1u32 << t.level.min(16))
+            .min(MAX_HOLD);
+        t.level += 1;
+        t.hold_until = Some(now + hold);
+        Some(hold)
+    }
+
+    /// A pass converged the workspace. After a quiet spell it starts over.
+    pub fn settled(&mut self, workspace: &str, now: Instant) {
+        if let Some(t) = self.per.get(workspace) {
+            let quiet = t
+                .last_strike
+                .is_none_or(|s| now.duration_since(s) > WINDOW * 2);
+            if quiet && !self.is_held(workspace, now) {
+                self.per.remove(workspace);
+            }
+        }
+    }
+
+    pub fn is_held(&self, workspace: &str, now: Instant) -> bool {
+        self.per
+            .get(workspace)
+            .and_then(|t| t.hold_until)
+            .is_some_and(|u| u > now)
+    }
+
+    pub fn held(&self, now: Instant) -> BTreeSet<String> {
+        self.per
+            .keys()
+            .filter(|w| self.is_held(w, now))
+            .cloned()
+            .collect()
+    }
+
+    /// When the next hold ends: the watcher runs a pass then.
+    pub fn next_release(&self, now: Instant) -> Option<Instant> {
+        self.per
+            .values()
+            .filter_map(|t| t.hold_until)
+            .filter(|u| *u > now)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_strikes_in_a_minute_hold_with_growing_backoff() {
+        let mut c = CrashLoops::default();
+        let t0 = Instant::now();
+        assert_eq!(c.strike("a", t0), None);
+        assert_eq!(c.strike("a", t0 + Duration::from_secs(1)), None);
+        let t2 = t0 + Duration::from_secs(2);
+        assert_eq!(c.strike("a", t2), Some(Duration::from_secs(2)));
+        assert!(c.is_held("a", t2));
+        assert!(!c.is_held("b", t2));
+        assert_eq!(c.held(t2), BTreeSet::from(["a".to_string()]));
+        assert_eq!(c.next_release(t2), Some(t2 + Duration::from_secs(2)));
+        let t3 = t2 + Duration::from_secs(3);
+        assert!(!c.is_held("a", t3));
+        c.strike("a", t3);
+        c.strike("a", t3);
+        assert_eq!(c.strike("a", t3), Some(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn strikes_spread_out_are_no_loop_and_calm_resets() {
+        let mut c = CrashLoops::default();
+        let t0 = Instant::now();
+        for i in 0..5 {
+            assert_eq!(c.strike("a", t0 + Duration::from_secs(61 * i)), None);
+        }
+        let later = t0 + Duration::from_secs(61 * 4 + 121);
+        c.settled("a", later);
+        assert!(c.per.is_empty());
+    }
+
+    #[test]
+    fn the_hold_is_capped() {
+        let mut c = CrashLoops::default();
+        let mut now = Instant::now();
+        let mut last = None;
+        for _ in 0..20 {
+            for _ in 0..THRESHOLD {
+                last = c.strike("a", now);
+            }
+            now += MAX_HOLD + Duration::from_secs(1);
+        }
+        assert_eq!(last, Some(MAX_HOLD));
+    }
+}

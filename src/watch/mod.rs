@@ -1,0 +1,450 @@
+//! `ajj watch`: a long-running, level-triggered reconciler.
+//!
+//! Triggers (jj operations, workspace files, backend events, hold expiry)
+//! only say "something may have changed"; each pass recomputes everything
+//! from jj and the backend, as `ajj reconcile` does. The loop:
+//!
+//! ```text
+//! connect ─► pass ─► wait for a trigger ─► debounce ─► pass ─► ...
+//!    ▲                                                   │ backend lost
+//!    └──────────── retry 1 s, 2 s, ... 10 s ◄────────────┘
+//! ```
+//!
+//! Errors come in two kinds, as in watchexec: a per-workspace error (a bad
+//! aether.toml, a service that will not start) is reported and survived; a
+//! lost backend is reported once and the watcher reconnects.
+
+pub mod backoff;
+pub mod log;
+pub mod triggers;
+
+use crate::backend::docker::DockerBackend;
+use crate::backend::{Backend, BackendEvent, EventKind};
+use crate::error::{CommandError, ErrorCode, Result};
+use crate::reconcile::desired::MissingRoot;
+use crate::reconcile::plan::{Action, Reason};
+use crate::reconcile::{self, apply::Applier, PassOptions};
+use crate::repo::{self, RepoContext};
+use backoff::CrashLoops;
+use futures_util::StreamExt;
+use log::{ms, Log};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use triggers::FsTriggers;
+
+/// After the first trigger, wait for this much quiet...
+const QUIET: Duration = Duration::from_millis(50);
+/// ...but never longer than this, so a jj operation starts a pass within
+/// ~200 ms even while events keep coming.
+const MAX_DELAY: Duration = Duration::from_millis(200);
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+const RECONNECT_MAX: Duration = Duration::from_secs(10);
+
+pub struct WatchOptions {
+    pub json: bool,
+    pub missing_root: Option<MissingRoot>,
+}
+
+/// What the loop receives on its channel.
+pub enum Wake {
+    Fs(notify::Event),
+    Signal(&'static str),
+}
+
+/// Why a pass runs; reported with it.
+#[derive(Debug, Clone)]
+struct Trigger {
+    cause: &'static str,
+    first_seen: Instant,
+}
+
+pub fn run(ctx: RepoContext, options: WatchOptions) -> Result<i32> {
+    let _lock = repo::lock_watcher(&ctx)?;
+    crate::commands::block_on(async { Watcher::new(ctx, options)?.run().await })
+}
+
+struct Watcher {
+    ctx: RepoContext,
+    options: WatchOptions,
+    log: Log,
+    rx: UnboundedReceiver<Wake>,
+    fs: FsTriggers,
+    loops: CrashLoops,
+    /// The last error reported per workspace, so a standing one (a typo in
+    /// aether.toml) is reported once, not on every pass.
+    standing: BTreeMap<String, String>,
+    stop: Option<&'static str>,
+}
+
+enum Outcome {
+    Stop,
+    BackendLost(CommandError),
+}
+
+impl Watcher {
+    fn new(ctx: RepoContext, options: WatchOptions) -> Result<Self> {
+        let (tx, rx) = unbounded_channel();
+        let fs = FsTriggers::new(&ctx.store, tx.clone())?;
+        Ok(Watcher {
+            log: Log::new(options.json),
+            ctx,
+            options,
+            rx,
+            fs,
+            loops: CrashLoops::default(),
+            standing: BTreeMap::new(),
+            stop: None,
+        })
+        .inspect(|_| spawn_signal_forwarder(tx))
+    }
+
+    async fn run(mut self) -> Result<i32> {
+        self.log.emit(
+            "watching",
+            json!({ "repo": self.ctx.store.display().to_string(), "pid": std::process::id() }),
+            || {
+                format!(
+                    "watching {} (pid {})",
+                    self.ctx.store.display(),
+                    std::process::id()
+                )
+            },
+        );
+        let mut delay = RECONNECT_FIRST;
+        let mut down = false;
+        let mut first = Trigger {
+            cause: "start",
+            first_seen: Instant::now(),
+        };
+        loop {
+            match DockerBackend::connect(&self.ctx.repo_id).await {
+                Ok(backend) => {
+                    if down {
+                        self.log.emit("backend_reconnected", json!({}), || {
+                            "the backend is reachable again: reconciling".into()
+                        });
+                        first = Trigger {
+                            cause: "reconnect",
+                            first_seen: Instant::now(),
+                        };
+                    }
+                    delay = RECONNECT_FIRST;
+                    match self.connected(&backend, first.clone()).await {
+                        Outcome::Stop => break,
+                        Outcome::BackendLost(e) => {
+                            self.report_down(&e);
+                            down = true;
+                        }
+                    }
+                }
+                Err(e) => {
+                    if !down {
+                        self.report_down(&e);
+                        down = true;
+                    }
+                    if self.sleep_or_stop(delay).await {
+                        break;
+                    }
+                    delay = (delay * 2).min(RECONNECT_MAX);
+                }
+            }
+            if self.stop.is_some() {
+                break;
+            }
+        }
+        let signal = self.stop.unwrap_or("");
+        self.log.emit("stopped", json!({ "signal": signal }), || {
+            format!("stopped ({signal})")
+        });
+        Ok(0)
+    }
+
+    fn report_down(&self, e: &CommandError) {
+        self.log.error(None, e);
+        self.log.emit(
+            "backend_unreachable",
+            json!({ "retry_max_ms": ms(RECONNECT_MAX) }),
+            || "waiting for the backend; environments are left as they are".into(),
+        );
+    }
+
+    /// Waits `delay`, draining triggers (a pass follows the reconnect
+    /// anyway). True when a signal asks to stop.
+    async fn sleep_or_stop(&mut self, delay: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                wake = self.rx.recv() => match wake {
+                    Some(Wake::Signal(s)) => {
+                        self.stop = Some(s);
+                        return true;
+                    }
+                    None => {
+                        self.stop = Some("channel closed");
+                        return true;
+                    }
+                    Some(Wake::Fs(_)) => {}
+                },
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+    }
+
+    /// Passes and waits while the backend is reachable.
+    async fn connected<B: Backend>(&mut self, backend: &B, first: Trigger) -> Outcome {
+        let mut events = backend.events();
+        let mut next = Some(first);
+        loop {
+            if let Some(trigger) = next.take() {
+                match self.pass(backend, &trigger).await {
+                    Ok(again) if again => {
+                        // New roots are watched from now on; what changed in
+                        // them before that is picked up by one more pass.
+                        next = Some(Trigger {
+                            cause: "new_workspace",
+                            first_seen: Instant::now(),
+                        });
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.code == ErrorCode::DockerUnreachable => {
+                        return Outcome::BackendLost(e)
+                    }
+                    Err(e) => self.log.error(None, &e),
+                }
+            }
+            if self.stop.is_some() {
+                return Outcome::Stop;
+            }
+            // Wait for the first trigger, then gather the burst.
+            let release = self
+                .loops
+                .next_release(Instant::now())
+                .map(tokio::time::Instant::from_std);
+            let mut trigger: Option<Trigger> = None;
+            let mut deaths: Vec<BackendEvent> = Vec::new();
+            let mut removed: BTreeSet<String> = BTreeSet::new();
+            let mut deadline: Option<tokio::time::Instant> = None;
+            loop {
+                let quiet = deadline.map(|d| d.min(tokio::time::Instant::now() + QUIET));
+                tokio::select! {
+                    wake = self.rx.recv() => match wake {
+                        Some(Wake::Signal(s)) => { self.stop = Some(s); return Outcome::Stop; }
+                        None => { self.stop = Some("channel closed"); return Outcome::Stop; }
+                        Some(Wake::Fs(event)) => {
+                            if let Some(cause) = self.fs.classify(&event) {
+                                trigger.get_or_insert(Trigger { cause: cause.as_str(), first_seen: Instant::now() });
+                            }
+                        }
+                    },
+                    event = events.next() => match event {
+                        Some(Ok(ev)) => {
+                            match ev.kind {
+                                EventKind::Removed => { removed.insert(ev.container.clone()); }
+                                EventKind::Died { .. } => deaths.push(ev),
+                            }
+                            trigger.get_or_insert(Trigger { cause: "backend_event", first_seen: Instant::now() });
+                        }
+                        Some(Err(e)) => return Outcome::BackendLost(e),
+                        None => return Outcome::BackendLost(CommandError::new(
+                            ErrorCode::DockerUnreachable,
+                            "the backend closed its event stream",
+                        )),
+                    },
+                    _ = async { tokio::time::sleep_until(release.expect("guarded")).await }, if release.is_some() && trigger.is_none() => {
+                        trigger = Some(Trigger { cause: "hold_expired", first_seen: Instant::now() });
+                    },
+                    _ = async { tokio::time::sleep_until(quiet.expect("guarded")).await }, if quiet.is_some() => break,
+                }
+                if trigger.is_some() && deadline.is_none() {
+                    deadline = Some(tokio::time::Instant::now() + MAX_DELAY);
+                }
+            }
+            // A death followed by removal was a removal (often our own):
+            // not a strike.
+            for death in deaths.iter().filter(|d| !removed.contains(&d.container)) {
+                self.strike(backend, death).await;
+            }
+            next = trigger;
+        }
+    }
+
+    async fn strike<B: Backend>(&mut self, backend: &B, death: &BackendEvent) {
+        let EventKind::Died { exit_code } = death.kind else {
+            return;
+        };
+        if let Some(hold) = self.loops.strike(&death.workspace, Instant::now()) {
+            let logs = backend.logs_tail(&death.container, 5).await;
+            self.log.emit(
+                "crash_loop",
+                json!({
+                    "workspace": death.workspace,
+                    "service": death.service,
+                    "exit_code": exit_code,
+                    "hold_ms": ms(hold),
+                    "logs": logs,
+                }),
+                || {
+                    format!(
+                        "crash loop: {}/{} keeps exiting (last exit code {}); leaving {} alone for {}\n{}",
+                        death.workspace,
+                        death.service,
+                        exit_code.map_or("?".into(), |c| c.to_string()),
+                        death.workspace,
+                        humantime::format_duration(hold),
+                        logs.trim_end()
+                    )
+                },
+            );
+        }
+    }
+
+    /// One full pass. Returns whether a new workspace root began to be watched.
+    async fn pass<B: Backend>(&mut self, backend: &B, trigger: &Trigger) -> Result<bool> {
+        let now = Instant::now();
+        let hold = self.loops.held(now);
+        let latency = now.duration_since(trigger.first_seen);
+        self.log.emit(
+            "pass_started",
+            json!({ "cause": trigger.cause, "latency_ms": ms(latency), "held": hold }),
+            || format!("pass ({}, {} ms after it)", trigger.cause, ms(latency)),
+        );
+        let applier = Applier::new(backend, &self.ctx, false);
+        let options = PassOptions {
+            dry_run: false,
+            missing_root: self.options.missing_root,
+            hold,
+        };
+        let report = reconcile::reconcile_all(&applier, &options).await?;
+        let took = now.elapsed();
+
+        for action in &report.actions {
+            let ws = action.workspace();
+            let fields = serde_json::to_value(action).unwrap_or_default();
+            let mut fields = fields.as_object().cloned().unwrap_or_default();
+            fields.insert(
+                "duration_ms".into(),
+                report.durations.get(ws).map(|d| ms(*d)).into(),
+            );
+            self.log
+                .emit("action", serde_json::Value::Object(fields), || {
+                    action.describe()
+                });
+        }
+        for ws in &report.env_written {
+            self.log
+                .emit("env_written", json!({ "workspace": ws }), || {
+                    format!("wrote .env of {ws}")
+                });
+        }
+        for w in applier.warnings.lock().unwrap().iter() {
+            self.log.emit("warning", json!({ "message": w }), || {
+                format!("warning: {w}")
+            });
+        }
+        let mut failing = BTreeSet::new();
+        for (ws, e) in &report.errors {
+            if e.code == ErrorCode::DockerUnreachable {
+                return Err(e.clone());
+            }
+            failing.insert(ws.clone());
+            let key = format!("{}: {}", e.code.as_str(), e.message);
+            if self.standing.get(ws) != Some(&key) {
+                self.log.error(Some(ws), e);
+                self.standing.insert(ws.clone(), key);
+            }
+            if matches!(
+                e.code,
+                ErrorCode::ServiceExited | ErrorCode::ReadinessTimeout
+            ) {
+                let death = BackendEvent {
+                    workspace: ws.clone(),
+                    service: e
+                        .details
+                        .get("service")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    container: e
+                        .details
+                        .get("container")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    kind: EventKind::Died { exit_code: None },
+                };
+                self.strike(backend, &death).await;
+            }
+        }
+        let recovered: Vec<String> = self
+            .standing
+            .keys()
+            .filter(|ws| !failing.contains(*ws))
+            .cloned()
+            .collect();
+        for ws in recovered {
+            self.standing.remove(&ws);
+            self.log.emit("recovered", json!({ "workspace": ws }), || {
+                format!("{ws} is converged again")
+            });
+        }
+        let now = Instant::now();
+        for ws in report.durations.keys() {
+            if !failing.contains(ws) {
+                self.loops.settled(ws, now);
+            }
+        }
+        let restarted = report.actions.iter().filter(|a| restarts(a)).count();
+        self.log.emit(
+            "pass_finished",
+            json!({
+                "duration_ms": ms(took),
+                "actions": report.actions.len(),
+                "restarted": restarted,
+                "errors": report.errors.len(),
+            }),
+            || {
+                format!(
+                    "pass done in {} ms: {} action(s), {} error(s)",
+                    ms(took),
+                    report.actions.len(),
+                    report.errors.len()
+                )
+            },
+        );
+        Ok(self.fs.sync(&report.roots))
+    }
+}
+
+/// An action that brings back something that was running before.
+fn restarts(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::StartContainer { .. }
+            | Action::RecreateContainer {
+                reason: Reason::Stopped,
+                ..
+            }
+    )
+}
+
+/// SIGINT and SIGTERM become a message: the loop finishes the pass it is in
+/// and exits 0.
+fn spawn_signal_forwarder(tx: tokio::sync::mpsc::UnboundedSender<Wake>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        let _ = tx.send(Wake::Signal(name));
+    });
+}
