@@ -1,6 +1,6 @@
 //! Command-line definitions and the routing rule between Aether and jj.
 
-use crate::commands::{init, reconcile, run, status, watch, workspace};
+use crate::commands::{env, hooks, init, reconcile, run, status, watch, workspace};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -34,6 +34,9 @@ pub enum Command {
     Reconcile(reconcile::Args),
     Init(init::Args),
     Watch(watch::Args),
+    Env(env::Args),
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,7 +85,10 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
     }
     matches!(
         positionals.as_slice(),
-        ["run" | "status" | "reconcile" | "init" | "watch", ..] | ["workspace", "add" | "forget"]
+        [
+            "run" | "status" | "reconcile" | "init" | "watch" | "env" | "hooks",
+            ..
+        ] | ["workspace", "add" | "forget"]
     )
 }
 

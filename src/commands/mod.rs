@@ -1,5 +1,7 @@
 //! One module per command, as in jj's `cli/src/commands/`.
 
+pub mod env;
+pub mod hooks;
 pub mod init;
 pub mod passthrough;
 pub mod reconcile;
@@ -25,6 +27,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Reconcile(args) => reconcile::run(repo, args),
         Command::Init(args) => init::run(repo, args),
         Command::Watch(args) => watch::run(repo, args),
+        Command::Env(args) => env::run(repo, args),
+        Command::Hooks(cmd) => hooks::run(cmd),
     }
 }
 

@@ -57,7 +57,7 @@ fn install_forwarding() {
 }
 
 /// The nearest directory at or above `start` holding `.jj/`.
-fn workspace_root(start: &Path) -> Option<PathBuf> {
+pub fn workspace_root(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
         .find(|d| d.join(".jj").is_dir())

@@ -272,6 +272,12 @@ pub fn recall_roots(ctx: &RepoContext, entries: &mut [jj::WorkspaceEntry]) {
                 let Some(root) = ledger.get(&e.name) else {
                     continue;
                 };
+                if !root.exists() {
+                    // jj lists no root for a deleted directory either: it is
+                    // a missing root, and the policy decides.
+                    e.recorded_root = Some(root.clone());
+                    continue;
+                }
                 let ours = RepoContext::discover(root)
                     .is_ok_and(|c| c.store == ctx.store && &c.workspace_root == root);
                 if ours {
@@ -282,7 +288,8 @@ pub fn recall_roots(ctx: &RepoContext, entries: &mut [jj::WorkspaceEntry]) {
         }
     }
     let before = ledger.len();
-    ledger.retain(|_, root| root.is_dir());
+    let listed: BTreeSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    ledger.retain(|name, root| listed.contains(name.as_str()) || root.is_dir());
     if changed || ledger.len() != before {
         // Best effort: losing the ledger only loses this recovery.
         let _ = state::save_roots(ctx, &ledger);

@@ -378,3 +378,123 @@ pub fn actions_for<'a>(pass: &'a Value, workspace: &str) -> Vec<&'a Value> {
         .filter(|a| a["workspace"] == workspace)
         .collect()
 }
+
+/// A running `ajj watch --json`, its events read on a thread.
+pub struct WatchProc {
+    pub child: std::process::Child,
+    events: std::sync::mpsc::Receiver<Value>,
+    pub seen: Vec<Value>,
+}
+
+impl TestRepo {
+    /// Starts `ajj watch --json` in the main workspace and waits for its first pass.
+    pub fn watch(&self, args: &[&str], env: &[(&str, &str)]) -> WatchProc {
+        let mut all = vec!["watch", "--json"];
+        all.extend_from_slice(args);
+        let mut cmd = self.ajj_cmd(&self.main, &all);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("watch printed a non-JSON line ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut w = WatchProc {
+            child,
+            events: rx,
+            seen: Vec::new(),
+        };
+        w.wait_for("the first pass", 30, |e| e["event"] == "pass_finished");
+        w
+    }
+}
+
+impl WatchProc {
+    /// The next event matching `pred`, within `secs`; panics with every event seen.
+    pub fn wait_for(&mut self, what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) => {
+                    self.seen.push(e.clone());
+                    if pred(&e) {
+                        return e;
+                    }
+                }
+                Err(_) => panic!(
+                    "watcher: no event for {what} within {secs}s; saw:\n{}",
+                    self.seen
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Events that arrived so far, without waiting.
+    pub fn drain(&mut self) -> Vec<Value> {
+        let new: Vec<Value> = self.events.try_iter().collect();
+        self.seen.extend(new.iter().cloned());
+        new
+    }
+
+    pub fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// Waits for the process to exit, at most `secs`.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "watcher still running after {secs}s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for WatchProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, or panics after `secs`.
+pub fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {secs}s: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

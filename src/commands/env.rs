@@ -1,0 +1,258 @@
+//! `ajj env`: the workspace's variables, for people, programs and shells.
+//! With `--shell`, the shell hooks in `hooks/` call it on every prompt, so
+//! it reads one file and never starts a runtime, jj or Docker.
+
+use crate::commands::{self, print_json, run::workspace_root};
+use crate::envfile;
+use crate::error::Result;
+use crate::report::SCHEMA_VERSION;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Print the workspace's variables (what `ajj run` loads)
+///
+/// Without options: `NAME=value` lines. With --shell: code that loads them
+/// into the shell, first undoing what an earlier call loaded for another
+/// directory (the hooks in `ajj hooks init` run this on every prompt).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print code for this shell instead
+    #[arg(long, value_enum)]
+    pub shell: Option<Shell>,
+    /// Print one JSON object on stdout
+    #[arg(long, conflicts_with = "shell")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// What the shell has loaded, kept in `$AJJ_ENV` between prompts.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Loaded {
+    pub root: String,
+    /// Changes whenever `.env` is rewritten.
+    pub stamp: String,
+    /// Each loaded variable → its value before loading (`None`: was unset).
+    pub saved: BTreeMap<String, Option<String>>,
+}
+
+pub const STATE_VAR: &str = "AJJ_ENV";
+
+pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
+    let start = match repo {
+        Some(r) => r.to_path_buf(),
+        None => commands::current_dir()?,
+    };
+    let root = workspace_root(&start);
+    let Some(shell) = args.shell else {
+        let root = root.ok_or_else(|| {
+            crate::error::CommandError::new(
+                crate::error::ErrorCode::NotInWorkspace,
+                format!("{} is not inside a jj workspace", start.display()),
+            )
+            .hint("cd into a workspace, or pass -R <path>")
+        })?;
+        let vars = envfile::read_all(&root)?;
+        if args.json {
+            let map: BTreeMap<_, _> = vars.into_iter().collect();
+            print_json(&json!({
+                "schema_version": SCHEMA_VERSION,
+                "workspace_root": root.display().to_string(),
+                "variables": map,
+            }));
+        } else {
+            for (k, v) in vars {
+                println!("{k}={v}");
+            }
+        }
+        return Ok(0);
+    };
+    // A hook must never break the prompt: unreadable state or files mean
+    // "nothing loaded" rather than an error.
+    let prev: Option<Loaded> = std::env::var(STATE_VAR)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok());
+    let next = root.map(|root| {
+        let vars = envfile::read_all(&root).unwrap_or_default();
+        (root.display().to_string(), stamp(&root), vars)
+    });
+    let code = transition(shell, prev.as_ref(), |k| std::env::var(k).ok(), next);
+    print!("{code}");
+    Ok(0)
+}
+
+fn stamp(root: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(root.join(envfile::FILE_NAME)) {
+        Ok(m) => format!("{}:{}:{}.{}", m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
+        Err(_) => "none".into(),
+    }
+}
+
+/// The shell code that goes from `prev` to `next`. Pure, so it is tested
+/// for every shell without running one.
+pub fn transition(
+    shell: Shell,
+    prev: Option<&Loaded>,
+    env: impl Fn(&str) -> Option<String>,
+    next: Option<(String, String, Vec<(String, String)>)>,
+) -> String {
+    if let (Some(p), Some((root, stamp, _))) = (prev, &next) {
+        if &p.root == root && &p.stamp == stamp {
+            return String::new();
+        }
+    }
+    let mut out = String::new();
+    if let Some(p) = prev {
+        for (name, old) in &p.saved {
+            match old {
+                Some(v) => out.push_str(&set(shell, name, v)),
+                None => out.push_str(&unset(shell, name)),
+            }
+        }
+    }
+    match next {
+        Some((root, stamp, vars)) if !vars.is_empty() => {
+            let mut loaded = Loaded {
+                root,
+                stamp,
+                saved: BTreeMap::new(),
+            };
+            for (name, value) in vars.iter().filter(|(n, _)| valid_name(n)) {
+                let before = match prev.and_then(|p| p.saved.get(name)) {
+                    Some(old) => old.clone(),
+                    None => env(name),
+                };
+                loaded.saved.insert(name.clone(), before);
+                out.push_str(&set(shell, name, value));
+            }
+            let state = serde_json::to_string(&loaded).expect("state serialises");
+            out.push_str(&set(shell, STATE_VAR, &state));
+        }
+        Some((root, stamp, _)) => {
+            // Nothing to load, but remember the directory so the next
+            // prompt here costs nothing.
+            let state = serde_json::to_string(&Loaded {
+                root,
+                stamp,
+                saved: BTreeMap::new(),
+            })
+            .expect("state serialises");
+            out.push_str(&set(shell, STATE_VAR, &state));
+        }
+        None if prev.is_some() => out.push_str(&unset(shell, STATE_VAR)),
+        None => {}
+    }
+    out
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name != STATE_VAR
+}
+
+fn quote(shell: Shell, value: &str) -> String {
+    match shell {
+        Shell::Bash | Shell::Zsh => format!("'{}'", value.replace('\'', r"'\''")),
+        Shell::Fish => format!("'{}'", value.replace('\\', r"\\").replace('\'', r"\'")),
+    }
+}
+
+fn set(shell: Shell, name: &str, value: &str) -> String {
+    match shell {
+        Shell::Bash | Shell::Zsh => format!("export {name}={};\n", quote(shell, value)),
+        Shell::Fish => format!("set -gx {name} {};\n", quote(shell, value)),
+    }
+}
+
+fn unset(shell: Shell, name: &str) -> String {
+    match shell {
+        Shell::Bash | Shell::Zsh => format!("unset {name};\n"),
+        Shell::Fish => format!("set -e {name};\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn entering_saves_what_was_there_and_leaving_restores_it() {
+        let env = |k: &str| (k == "PORT").then(|| "1".to_string());
+        let enter = transition(
+            Shell::Bash,
+            None,
+            env,
+            Some((
+                "/w".into(),
+                "s1".into(),
+                vars(&[("PORT", "5432"), ("URL", "it's")]),
+            )),
+        );
+        assert!(enter.contains("export PORT='5432';\n"));
+        assert!(enter.contains(r"export URL='it'\''s';"));
+        let state: Loaded = serde_json::from_str(
+            &enter
+                .lines()
+                .find_map(|l| l.strip_prefix("export AJJ_ENV='"))
+                .unwrap()
+                .trim_end_matches("';")
+                .replace(r"'\''", "'"),
+        )
+        .unwrap();
+        assert_eq!(state.saved["PORT"], Some("1".into()));
+        assert_eq!(state.saved["URL"], None);
+        // Same directory, same file: nothing to do.
+        let again = Some(("/w".into(), "s1".into(), vars(&[("PORT", "5432")])));
+        assert_eq!(transition(Shell::Bash, Some(&state), |_| None, again), "");
+        // Leaving: back to what was there before.
+        let leave = transition(Shell::Bash, Some(&state), |_| None, None);
+        assert_eq!(leave, "export PORT='1';\nunset URL;\nunset AJJ_ENV;\n");
+    }
+
+    #[test]
+    fn moving_between_workspaces_keeps_the_original_values() {
+        let state = Loaded {
+            root: "/a".into(),
+            stamp: "s".into(),
+            saved: BTreeMap::from([("PORT".to_string(), Some("orig".to_string()))]),
+        };
+        // $PORT is now a's value; the saved one is the user's own.
+        let code = transition(
+            Shell::Fish,
+            Some(&state),
+            |_| Some("from-a".into()),
+            Some((
+                "/b".into(),
+                "t".into(),
+                vars(&[("PORT", "2"), ("bad-name", "x")]),
+            )),
+        );
+        assert!(code.starts_with("set -gx PORT 'orig';\nset -gx PORT '2';\n"));
+        assert!(code.contains(r#""PORT":"orig""#));
+        assert!(!code.contains("bad-name"));
+    }
+
+    #[test]
+    fn fish_quoting_escapes_backslashes_and_quotes() {
+        assert_eq!(quote(Shell::Fish, r"a\b'c"), r"'a\\b\'c'");
+        assert_eq!(quote(Shell::Zsh, "a'b"), r"'a'\''b'");
+    }
+}
