@@ -45,6 +45,13 @@ pub struct Loaded {
 
 pub const STATE_VAR: &str = "AJJ_ENV";
 
+/// The workspace the shell is in now: its root, `.env`'s stamp, its variables.
+pub struct Here {
+    pub root: String,
+    pub stamp: String,
+    pub vars: Vec<(String, String)>,
+}
+
 pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     let start = match repo {
         Some(r) => r.to_path_buf(),
@@ -81,7 +88,11 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         .and_then(|s| serde_json::from_str(&s).ok());
     let next = root.map(|root| {
         let vars = envfile::read_all(&root).unwrap_or_default();
-        (root.display().to_string(), stamp(&root), vars)
+        Here {
+            root: root.display().to_string(),
+            stamp: stamp(&root),
+            vars,
+        }
     });
     let code = transition(shell, prev.as_ref(), |k| std::env::var(k).ok(), next);
     print!("{code}");
@@ -102,10 +113,10 @@ pub fn transition(
     shell: Shell,
     prev: Option<&Loaded>,
     env: impl Fn(&str) -> Option<String>,
-    next: Option<(String, String, Vec<(String, String)>)>,
+    next: Option<Here>,
 ) -> String {
-    if let (Some(p), Some((root, stamp, _))) = (prev, &next) {
-        if &p.root == root && &p.stamp == stamp {
+    if let (Some(p), Some(here)) = (prev, &next) {
+        if p.root == here.root && p.stamp == here.stamp {
             return String::new();
         }
     }
@@ -119,7 +130,7 @@ pub fn transition(
         }
     }
     match next {
-        Some((root, stamp, vars)) if !vars.is_empty() => {
+        Some(Here { root, stamp, vars }) if !vars.is_empty() => {
             let mut loaded = Loaded {
                 root,
                 stamp,
@@ -136,7 +147,7 @@ pub fn transition(
             let state = serde_json::to_string(&loaded).expect("state serialises");
             out.push_str(&set(shell, STATE_VAR, &state));
         }
-        Some((root, stamp, _)) => {
+        Some(Here { root, stamp, .. }) => {
             // Nothing to load, but remember the directory so the next
             // prompt here costs nothing.
             let state = serde_json::to_string(&Loaded {
@@ -200,11 +211,11 @@ mod tests {
             Shell::Bash,
             None,
             env,
-            Some((
-                "/w".into(),
-                "s1".into(),
-                vars(&[("PORT", "5432"), ("URL", "it's")]),
-            )),
+            Some(Here {
+                root: "/w".into(),
+                stamp: "s1".into(),
+                vars: vars(&[("PORT", "5432"), ("URL", "it's")]),
+            }),
         );
         assert!(enter.contains("export PORT='5432';\n"));
         assert!(enter.contains(r"export URL='it'\''s';"));
@@ -220,7 +231,11 @@ mod tests {
         assert_eq!(state.saved["PORT"], Some("1".into()));
         assert_eq!(state.saved["URL"], None);
         // Same directory, same file: nothing to do.
-        let again = Some(("/w".into(), "s1".into(), vars(&[("PORT", "5432")])));
+        let again = Some(Here {
+            root: "/w".into(),
+            stamp: "s1".into(),
+            vars: vars(&[("PORT", "5432")]),
+        });
         assert_eq!(transition(Shell::Bash, Some(&state), |_| None, again), "");
         // Leaving: back to what was there before.
         let leave = transition(Shell::Bash, Some(&state), |_| None, None);
@@ -239,11 +254,11 @@ mod tests {
             Shell::Fish,
             Some(&state),
             |_| Some("from-a".into()),
-            Some((
-                "/b".into(),
-                "t".into(),
-                vars(&[("PORT", "2"), ("bad-name", "x")]),
-            )),
+            Some(Here {
+                root: "/b".into(),
+                stamp: "t".into(),
+                vars: vars(&[("PORT", "2"), ("bad-name", "x")]),
+            }),
         );
         assert!(code.starts_with("set -gx PORT 'orig';\nset -gx PORT '2';\n"));
         assert!(code.contains(r#""PORT":"orig""#));

@@ -1,0 +1,163 @@
+//! The integrations in hooks/: jj aliases through `jj util exec`, the bash,
+//! zsh and fish hooks, and `ajj hooks install` leaving the user's config intact.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// PATH with the ajj under test first, as an installed ajj would be.
+fn path_with_ajj() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_ajj")).parent().unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn shell(repo: &TestRepo, program: &str, script: &str) -> String {
+    let mut cmd = Command::new(program);
+    repo.hermetic(&mut cmd);
+    cmd.env("PATH", path_with_ajj())
+        .env("WEB_PORT", "users-own")
+        .args(["-c", script])
+        .current_dir(&repo.base);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn shell_hooks_load_on_cd_and_restore_on_leaving() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(Some(&busybox_web("")));
+    repo.add("s");
+    let ws = repo.ws("s");
+    let port = dotenv(&ws.join(".env"))["WEB_PORT"].clone();
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks");
+    let ws = ws.display();
+    let expected = format!("in={port}\nout=users-own\n");
+
+    let bash = format!(
+        "source {}/ajj.bash; cd {ws}; _ajj_hook; echo in=$WEB_PORT; cd /; _ajj_hook; echo out=$WEB_PORT",
+        hooks.display()
+    );
+    assert_eq!(shell(&repo, "bash", &bash), expected);
+    // zsh runs the hook on cd itself (chpwd).
+    let zsh = format!(
+        "eval \"$(ajj hooks init zsh)\"; cd {ws}; echo in=$WEB_PORT; cd /; echo out=$WEB_PORT"
+    );
+    assert_eq!(shell(&repo, "zsh", &zsh), expected);
+    // fish too (--on-variable PWD).
+    let fish = format!(
+        "ajj hooks init fish | source; cd {ws}; echo in=$WEB_PORT; cd /; echo out=$WEB_PORT"
+    );
+    assert_eq!(shell(&repo, "fish", &fish), expected);
+}
+
+#[test]
+fn jj_aliases_route_through_ajj() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(Some(&busybox_web("")));
+    repo.ajj(&["reconcile"]).success();
+    let mut install = repo.ajj_cmd(&repo.main, &["hooks", "install", "jj", "--json"]);
+    install.env("PATH", path_with_ajj());
+    let out = Run::from(install.output().unwrap(), "ajj", &["hooks", "install"]).success();
+    assert_eq!(
+        out.json()["installed"][0]["added"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    let jj = |args: &[&str]| {
+        let mut cmd = Command::new("jj");
+        repo.hermetic(&mut cmd);
+        cmd.env("PATH", path_with_ajj())
+            .args(args)
+            .current_dir(&repo.main);
+        Run::from(cmd.output().unwrap(), "jj", args)
+    };
+    jj(&["wsa", "../viajj"]).success();
+    let ws = repo.ws("viajj");
+    let port = dotenv(&ws.join(".env"))["WEB_PORT"].clone();
+    assert!(curl(&format!("http://127.0.0.1:{port}/")).is_some());
+
+    let status = jj(&["wss", "--json"]).success();
+    assert_eq!(status.json()["name"], "default");
+    let ran = jj(&["wsrun", "--", "sh", "-c", "echo $WEB_PORT"]).success();
+    assert_eq!(
+        ran.stdout.trim(),
+        dotenv(&repo.main.join(".env"))["WEB_PORT"]
+    );
+
+    jj(&["wsf", "viajj"]).success();
+    assert!(repo
+        .docker_names("container", "label=dev.aether.workspace=viajj")
+        .is_empty());
+}
+
+#[test]
+fn install_keeps_the_users_config_and_is_idempotent() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(None);
+    let home = repo.base.join("home");
+    std::fs::write(home.join(".bashrc"), "alias ll='ls -l'\n# mine").unwrap();
+    repo.jj(&["config", "set", "--user", "aliases.wsa", "[\"log\"]"])
+        .success();
+
+    let install = || {
+        repo.ajj(&["hooks", "install", "bash", "zsh", "fish", "jj", "--json"])
+            .success()
+            .json()
+    };
+    let first = install();
+    let by_target = |v: &serde_json::Value, t: &str| {
+        v["installed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["target"] == t)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_target(&first, "bash")["status"], "installed");
+    assert_eq!(by_target(&first, "jj")["skipped_existing"][0], "wsa");
+    let bashrc = std::fs::read_to_string(home.join(".bashrc")).unwrap();
+    assert!(bashrc.starts_with("alias ll='ls -l'\n# mine\n# >>> ajj hooks >>>\n"));
+    assert!(home.join(".zshrc").exists());
+    assert!(home.join(".config/fish/conf.d/ajj.fish").exists());
+    // The user's own alias survives.
+    let wsa = repo.jj(&["config", "get", "aliases.wsa"]).success();
+    assert!(wsa.stdout.contains("log"));
+
+    let second = install();
+    for t in ["bash", "zsh", "fish", "jj"] {
+        assert_eq!(by_target(&second, t)["status"], "unchanged", "{t}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(home.join(".bashrc")).unwrap(),
+        bashrc
+    );
+}
+
+#[test]
+fn env_prints_what_run_loads() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(Some(&busybox_web("")));
+    repo.ajj(&["reconcile"]).success();
+    let v = repo.ajj(&["env", "--json"]).success().json();
+    let vars = dotenv(&repo.main.join(".env"));
+    assert_eq!(v["variables"]["WEB_PORT"], vars["WEB_PORT"].as_str());
+    let plain = repo.ajj(&["env"]).success();
+    assert!(plain
+        .stdout
+        .contains(&format!("WEB_PORT={}", vars["WEB_PORT"])));
+}
