@@ -40,10 +40,10 @@ fn plain_jj_add_rename_forget_undo_and_rm_rf_are_followed() {
         port_of(&ws).is_some_and(|p| curl(&format!("http://127.0.0.1:{p}/")).is_some())
     });
     let port = port_of(&ws).unwrap();
-    let started = w.wait_for("feat's pass to start", 10, |e| {
+    // Woken by the jj operation itself (timing is for bench/, not tests).
+    w.wait_for("a pass caused by the jj operation", 10, |e| {
         e["event"] == "pass_started" && e["cause"] == "jj_operation"
     });
-    assert!(started["latency_ms"].as_u64().unwrap() <= 300, "{started}");
 
     // Data in the volume, to prove a rename keeps it.
     let container = repo.docker_names("container", "label=dev.aether.workspace=feat");
