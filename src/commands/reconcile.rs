@@ -3,7 +3,7 @@
 use crate::backend::Backend;
 use crate::commands::{self, print_json};
 use crate::error::Result;
-use crate::reconcile::{self, apply::Applier, desired::MissingRoot, PassOptions};
+use crate::reconcile::{self, apply::Applier, desired::MissingRootArg, PassOptions};
 use crate::report::SCHEMA_VERSION;
 use serde_json::json;
 use std::path::Path;
@@ -18,10 +18,8 @@ pub struct Args {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// What to do with the environment of a workspace whose directory was
-    /// deleted [default: the repo's `aether.on-missing-root` jj setting, else remove]
-    #[arg(long, value_name = "POLICY")]
-    pub on_missing_root: Option<MissingRoot>,
+    #[command(flatten)]
+    pub missing_root: MissingRootArg,
     /// Print one JSON object on stdout
     #[arg(long)]
     pub json: bool,
@@ -34,7 +32,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         let applier = Applier::new(&backend, &ctx, !args.json);
         let options = PassOptions {
             dry_run: args.dry_run,
-            missing_root: args.on_missing_root,
+            missing_root: args.missing_root.on_missing_root,
             ..Default::default()
         };
         let pass = reconcile::reconcile_all(&applier, &options).await?;

@@ -2,7 +2,7 @@
 
 use crate::commands;
 use crate::error::Result;
-use crate::reconcile::desired::MissingRoot;
+use crate::reconcile::desired::MissingRootArg;
 use crate::watch::{self, WatchOptions};
 use std::path::Path;
 
@@ -16,10 +16,8 @@ use std::path::Path;
 /// the current pass and exits 0.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// What to do with the environment of a workspace whose directory was
-    /// deleted [default: the repo's `aether.on-missing-root` jj setting, else remove]
-    #[arg(long, value_name = "POLICY")]
-    pub on_missing_root: Option<MissingRoot>,
+    #[command(flatten)]
+    pub missing_root: MissingRootArg,
     /// One JSON event per line on stdout instead of log lines on stderr
     #[arg(long)]
     pub json: bool,
@@ -31,7 +29,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         ctx,
         WatchOptions {
             json: args.json,
-            missing_root: args.on_missing_root,
+            missing_root: args.missing_root.on_missing_root,
         },
     )
 }

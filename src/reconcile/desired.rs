@@ -66,6 +66,15 @@ pub enum MissingRoot {
     Keep,
 }
 
+/// The `--on-missing-root` flag that `reconcile` and `watch` share.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct MissingRootArg {
+    /// What to do with the environment of a workspace whose directory was
+    /// deleted [default: the repo's `aether.on-missing-root` jj setting, else remove]
+    #[arg(long, value_name = "POLICY")]
+    pub on_missing_root: Option<MissingRoot>,
+}
+
 /// The jj config key that sets [`MissingRoot`] for a repo
 /// (`jj config set --repo aether.on-missing-root keep`).
 pub const MISSING_ROOT_KEY: &str = "aether.on-missing-root";
