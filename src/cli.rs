@@ -1,6 +1,6 @@
 //! Command-line definitions and the routing rule between Aether and jj.
 
-use crate::commands::{env, hooks, init, reconcile, run, status, watch, workspace};
+use crate::commands::{env, hooks, init, reconcile, run, status, tunnel, watch, workspace};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -20,6 +20,11 @@ pub struct Cli {
     #[arg(short = 'R', long = "repository", global = true, value_name = "PATH")]
     pub repository: Option<PathBuf>,
 
+    /// Where environments run: `docker` (local) or `ssh://user@host:port`
+    /// (Docker on that host). Default: $AETHER_BACKEND, else [backend] in aether.toml
+    #[arg(long, global = true, value_name = "BACKEND")]
+    pub backend: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,6 +42,7 @@ pub enum Command {
     Env(env::Args),
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    Tunnel(tunnel::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,6 +61,7 @@ const JJ_OPTIONS_WITH_VALUE: &[&str] = &[
     "--config",
     "--config-toml",
     "--config-file",
+    "--backend",
 ];
 
 /// Whether argv (without argv[0]) names one of Aether's commands. Pure and
@@ -86,7 +93,7 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
     matches!(
         positionals.as_slice(),
         [
-            "run" | "status" | "reconcile" | "init" | "watch" | "env" | "hooks",
+            "run" | "status" | "reconcile" | "init" | "watch" | "env" | "hooks" | "tunnel",
             ..
         ] | ["workspace", "add" | "forget"]
     )
@@ -116,6 +123,8 @@ mod tests {
         assert!(routes("run -- cargo test"));
         assert!(routes("status --json"));
         assert!(routes("reconcile --dry-run"));
+        assert!(routes("tunnel --json"));
+        assert!(routes("--backend ssh://h status"));
         assert!(routes("--help"));
         assert!(!routes(""));
         assert!(!routes("log"));

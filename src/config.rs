@@ -1,7 +1,9 @@
 //! `aether.toml`: parsing, validation and the normalised service spec whose
 //! hash decides drift. Every error names the file, line, column and key.
 
+use crate::backend::spec::{valid_socket_path, BackendSpec, DEFAULT_DOCKER_SOCKET};
 use crate::error::{CommandError, ErrorCode, Result};
+use crate::ssh::SshTarget;
 use crate::template::{self, Piece};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -18,6 +20,8 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub services: BTreeMap<String, Service>,
+    /// `[backend]`; `None` means local Docker unless overridden.
+    pub backend: Option<BackendSpec>,
     /// User-named variables (`[env]`), as parsed templates.
     pub env: BTreeMap<String, Vec<Piece>>,
 }
@@ -90,6 +94,16 @@ struct RawConfig {
     services: BTreeMap<String, Spanned<RawService>>,
     #[serde(default)]
     env: BTreeMap<String, Spanned<String>>,
+    backend: Option<Spanned<RawBackend>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    kind: Spanned<String>,
+    host: Option<Spanned<String>>,
+    docker_socket: Option<Spanned<String>>,
+    persist: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -479,7 +493,68 @@ fn validate(raw: RawConfig, loc: &Located) -> Result<Config> {
         env.insert(name, pieces);
     }
 
-    Ok(Config { services, env })
+    let backend = match raw.backend {
+        None => None,
+        Some(b) => Some(backend(b, loc)?),
+    };
+    Ok(Config {
+        services,
+        env,
+        backend,
+    })
+}
+
+fn backend(raw: Spanned<RawBackend>, loc: &Located) -> Result<BackendSpec> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    match raw.kind.get_ref().as_str() {
+        "docker" => {
+            if let Some(h) = &raw.host {
+                return Err(loc.error(
+                    Some(h.span()),
+                    "backend.host",
+                    "the local `docker` backend takes no host; use kind = \"docker-ssh\" for a remote one",
+                ));
+            }
+            Ok(BackendSpec::Local)
+        }
+        "docker-ssh" => {
+            let host = raw.host.ok_or_else(|| {
+                loc.error(
+                    Some(span.clone()),
+                    "backend.host",
+                    "kind = \"docker-ssh\" needs host = \"user@host:port\" (or an ~/.ssh/config alias)",
+                )
+            })?;
+            let target = SshTarget::parse(host.get_ref())
+                .map_err(|e| loc.error(Some(host.span()), "backend.host", &e.message))?;
+            let docker_socket = match raw.docker_socket {
+                None => DEFAULT_DOCKER_SOCKET.to_string(),
+                Some(s) if valid_socket_path(s.get_ref()) => s.into_inner(),
+                Some(s) => {
+                    return Err(loc.error(
+                        Some(s.span()),
+                        "backend.docker_socket",
+                        "must be an absolute path of letters, digits, '/', '.', '_' and '-'",
+                    ))
+                }
+            };
+            let persist = match &raw.persist {
+                None => None,
+                Some(_) => Some(duration(loc, "backend.persist", &raw.persist, Duration::ZERO)?),
+            };
+            Ok(BackendSpec::Ssh {
+                target,
+                docker_socket,
+                persist,
+            })
+        }
+        other => Err(loc.error(
+            Some(raw.kind.span()),
+            "backend.kind",
+            &format!("unknown backend kind {other:?}; use \"docker\" (local) or \"docker-ssh\""),
+        )),
+    }
 }
 
 /// The variables Aether writes for a service (names only).

@@ -38,6 +38,20 @@ pub enum ErrorCode {
     CommandNotFound,
     /// Another `ajj watch` already watches this repo.
     WatcherRunning,
+    /// The SSH host could not be reached (DNS, refused, timed out).
+    SshUnreachable,
+    /// The SSH server refused every key or password offered.
+    SshAuthFailed,
+    /// The SSH host key is unknown, or differs from the one recorded.
+    SshHostKey,
+    /// SSH works, but there is no usable Docker Engine on the remote.
+    RemoteDockerUnavailable,
+    /// A local port Aether reserved for a forward is taken by another program.
+    LocalPortBusy,
+    /// The SSH connection (the ControlMaster) died while forwards were open.
+    SshMasterDied,
+    /// The workspace's environment lives on another backend than this command uses.
+    BackendMismatch,
     Io,
     Internal,
 }
@@ -62,6 +76,13 @@ impl ErrorCode {
             ErrorCode::EnvFile => "ENV_FILE",
             ErrorCode::CommandNotFound => "COMMAND_NOT_FOUND",
             ErrorCode::WatcherRunning => "WATCHER_RUNNING",
+            ErrorCode::SshUnreachable => "SSH_UNREACHABLE",
+            ErrorCode::SshAuthFailed => "SSH_AUTH_FAILED",
+            ErrorCode::SshHostKey => "SSH_HOST_KEY",
+            ErrorCode::RemoteDockerUnavailable => "REMOTE_DOCKER_UNAVAILABLE",
+            ErrorCode::LocalPortBusy => "LOCAL_PORT_BUSY",
+            ErrorCode::SshMasterDied => "SSH_MASTER_DIED",
+            ErrorCode::BackendMismatch => "BACKEND_MISMATCH",
             ErrorCode::Io => "IO_ERROR",
             ErrorCode::Internal => "INTERNAL",
         }

@@ -19,6 +19,8 @@ mod jj;
 mod reconcile;
 mod repo;
 mod report;
+mod ports;
+mod ssh;
 mod state;
 mod template;
 mod watch;

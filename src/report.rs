@@ -15,6 +15,8 @@ pub struct WorkspaceReport {
     pub name: String,
     pub workspace_root: String,
     pub backend: String,
+    /// `ssh://user@host:port` for a remote backend, else null.
+    pub remote_host: Option<String>,
     pub env_file: String,
     pub resources: BTreeMap<String, Resource>,
     pub variables: BTreeMap<String, String>,
@@ -36,6 +38,11 @@ pub struct Resource {
     pub external_port: Option<u16>,
     /// Every published port: container port → host port.
     pub ports: BTreeMap<String, u16>,
+    /// On a remote backend, the port the engine published on the remote's
+    /// 127.0.0.1 (forwarded from `external_port` while `ajj run` runs); null locally.
+    pub remote_port: Option<u16>,
+    /// Container port → port on the remote host; empty locally.
+    pub remote_ports: BTreeMap<String, u16>,
     pub connection_string: Option<String>,
 }
 
@@ -55,6 +62,7 @@ pub fn workspace_report(
     ports: &PortMap,
     backend: &str,
     host: &str,
+    remote_host: Option<String>,
     warnings: Vec<String>,
 ) -> WorkspaceReport {
     // A live container's label says what it really publishes; recorded
@@ -81,6 +89,10 @@ pub fn workspace_report(
             .find(|c| c.workspace == name && &c.service == svc_name);
         let svc_ports = live_ports.get(svc_name).cloned().unwrap_or_default();
         let internal = svc.spec.ports.first().copied();
+        let remote_ports: BTreeMap<u16, u16> = match (&remote_host, container) {
+            (Some(_), Some(c)) => c.published.clone(),
+            _ => BTreeMap::new(),
+        };
         resources.insert(
             svc_name.clone(),
             Resource {
@@ -94,6 +106,8 @@ pub fn workspace_report(
                 internal_port: internal,
                 external_port: internal.and_then(|p| svc_ports.get(&p).copied()),
                 ports: svc_ports.iter().map(|(c, h)| (c.to_string(), *h)).collect(),
+                remote_port: internal.and_then(|p| remote_ports.get(&p).copied()),
+                remote_ports: remote_ports.iter().map(|(c, h)| (c.to_string(), *h)).collect(),
                 connection_string: context::connection_string(svc, host, &svc_ports, name),
             },
         );
@@ -104,6 +118,7 @@ pub fn workspace_report(
         name: name.to_string(),
         workspace_root: root.display().to_string(),
         backend: backend.to_string(),
+        remote_host,
         env_file: root.join(crate::envfile::FILE_NAME).display().to_string(),
         resources,
         variables,
@@ -113,7 +128,10 @@ pub fn workspace_report(
 
 /// The human rendering of a workspace report.
 pub fn print_human(r: &WorkspaceReport) {
-    println!("{} ({}) {}", r.name, r.backend, r.workspace_root);
+    match &r.remote_host {
+        Some(host) => println!("{} ({} {host}) {}", r.name, r.backend, r.workspace_root),
+        None => println!("{} ({}) {}", r.name, r.backend, r.workspace_root),
+    }
     if r.resources.is_empty() {
         println!("  no services declared (aether.toml)");
     }
@@ -131,7 +149,10 @@ pub fn print_human(r: &WorkspaceReport) {
         let ports: Vec<String> = res
             .ports
             .iter()
-            .map(|(c, h)| format!("{}:{h}->{c}", res.host))
+            .map(|(c, h)| match res.remote_ports.get(c) {
+                Some(r) => format!("{}:{h}=>remote:{r}->{c}", res.host),
+                None => format!("{}:{h}->{c}", res.host),
+            })
             .collect();
         println!(
             "  {:<12} {:<10}{health}{drift} {}",

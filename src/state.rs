@@ -16,6 +16,10 @@ pub struct WorkspaceState {
     /// service → container port → host port
     #[serde(default)]
     pub ports: BTreeMap<String, BTreeMap<u16, u16>>,
+    /// The backend holding the environment (`Backend::id`); absent in
+    /// state written before remote backends, which was always local.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }
 
 fn dir(ctx: &RepoContext) -> PathBuf {

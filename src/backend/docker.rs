@@ -1,4 +1,8 @@
-//! Local Docker Engine backend, through bollard.
+//! Docker Engine backend, through bollard: the local engine, or one on a
+//! remote host whose socket an SSH ControlMaster forwards to a local unix
+//! socket (see `crate::ssh`). The two differ only where noted: the remote
+//! engine picks the host ports it publishes (on its own 127.0.0.1), and
+//! clients reach them through forwards from ports reserved here.
 
 use super::{
     extra_labels, format_ports_label, labels, parse_ports_label, Backend, BackendEvent,
@@ -7,6 +11,10 @@ use super::{
 };
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::repo::object_key;
+use crate::backend::spec::DEFAULT_DOCKER_SOCKET;
+use crate::reconcile::readiness;
+use crate::ssh::{mux, Master};
+use std::os::fd::AsRawFd;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointSettings,
@@ -41,6 +49,8 @@ pub struct DockerBackend {
     host: String,
     /// API calls made, reported at debug level: the scale benchmark counts them.
     calls: AtomicUsize,
+    /// The SSH master, for an engine on another host.
+    remote: Option<Master>,
 }
 
 impl DockerBackend {
@@ -56,9 +66,76 @@ impl DockerBackend {
             docker_host: host.clone(),
             host: "127.0.0.1".into(),
             calls: AtomicUsize::new(1),
+            remote: None,
         };
+        backend.negotiate().await?;
+        Ok(backend)
+    }
+
+    /// Docker on another host: starts (or reuses) the repo's SSH master and
+    /// talks to the engine through the socket it forwards.
+    pub async fn connect_remote(repo_id: &str, master: Master) -> Result<Self> {
+        let m = master.clone();
+        tokio::task::spawn_blocking(move || m.ensure())
+            .await
+            .map_err(|e| CommandError::new(ErrorCode::Internal, format!("ssh task failed: {e}")))??;
+        let socket = format!("unix://{}", master.docker_socket.display());
+        let mut backend = DockerBackend {
+            docker: client(&socket, &API_VERSION)?,
+            repo_id: repo_id.to_string(),
+            docker_host: master.target.to_string(),
+            host: "127.0.0.1".into(),
+            calls: AtomicUsize::new(1),
+            remote: Some(master),
+        };
+        if let Err(e) = backend.negotiate().await {
+            if e.code != ErrorCode::DockerUnreachable {
+                return Err(e);
+            }
+            let m = backend.remote.clone().expect("remote");
+            let cause = e.message.clone();
+            let diagnosis = tokio::task::spawn_blocking(move || m.diagnose_docker(&cause))
+                .await
+                .map_err(|e| CommandError::new(ErrorCode::Internal, format!("ssh task failed: {e}")))?;
+            return Err(diagnosis);
+        }
+        Ok(backend)
+    }
+
+    pub fn master(&self) -> Option<&Master> {
+        self.remote.as_ref()
+    }
+
+    /// The containers made for the workspace at `root`, in one list call:
+    /// what `ajj run` forwards to.
+    pub async fn containers_at(&self, root: &std::path::Path) -> Result<Vec<ObservedContainer>> {
+        let mut filters = self.filters(None);
+        filters
+            .get_mut("label")
+            .expect("label filter")
+            .push(format!("{}={}", labels::ROOT, root.display()));
+        self.count();
+        let list = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| self.api_error("listing containers", e))?;
+        Ok(list.into_iter().map(observed_container).collect())
+    }
+
+    async fn negotiate(&mut self) -> Result<()> {
+        let host = match &self.remote {
+            Some(m) => format!("unix://{}", m.docker_socket.display()),
+            None => self.docker_host.clone(),
+        };
+        let backend = self;
         match backend.docker.version().await {
-            Ok(_) => Ok(backend),
+            Ok(_) => Ok(()),
             Err(BollardError::DockerResponseServerError { message, .. })
                 if message.contains("too old") =>
             {
@@ -69,7 +146,7 @@ impl DockerBackend {
                     )
                 })?;
                 backend.docker = client(&host, &minimum)?;
-                Ok(backend)
+                Ok(())
             }
             Err(e) => Err(unreachable_error(&backend.docker_host, &e)),
         }
@@ -184,6 +261,47 @@ fn root_label(value: Option<&String>) -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
 }
 
+fn observed_container(c: bollard::models::ContainerSummary) -> ObservedContainer {
+    let labels = c.labels.unwrap_or_default();
+    let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+    let state = match c.state {
+        Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
+        Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
+        Some(ContainerSummaryStateEnum::RESTARTING) => RunState::Restarting,
+        Some(ContainerSummaryStateEnum::PAUSED) => RunState::Paused,
+        Some(ContainerSummaryStateEnum::EXITED) => RunState::Exited,
+        Some(ContainerSummaryStateEnum::DEAD) => RunState::Dead,
+        Some(ContainerSummaryStateEnum::REMOVING) => RunState::Removing,
+        _ => RunState::Unknown,
+    };
+    ObservedContainer {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        workspace: get(labels::WORKSPACE),
+        service: get(labels::SERVICE),
+        config_hash: get(labels::CONFIG_HASH),
+        state,
+        health: c.status.as_deref().and_then(health_from_status),
+        ports: parse_ports_label(&get(labels::PORTS)),
+        published: c
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| Some((p.private_port, p.public_port?)))
+            .collect(),
+        networks: c
+            .network_settings
+            .and_then(|n| n.networks)
+            .map(|nets| nets.into_values().filter_map(|e| e.network_id).collect())
+            .unwrap_or_default(),
+        root: root_label(labels.get(labels::ROOT)),
+    }
+}
+
 fn nanos(ms: u64) -> i64 {
     (ms as i64).saturating_mul(1_000_000)
 }
@@ -259,7 +377,59 @@ impl DockerBackend {
 
 impl Backend for DockerBackend {
     fn kind(&self) -> &'static str {
-        "docker-local"
+        match self.remote {
+            Some(_) => "docker-remote",
+            None => "docker-local",
+        }
+    }
+
+    fn id(&self) -> String {
+        match &self.remote {
+            Some(m) if m.remote_socket == DEFAULT_DOCKER_SOCKET => m.target.to_string(),
+            Some(m) => format!("{}{}", m.target, m.remote_socket),
+            None => "docker-local".into(),
+        }
+    }
+
+    fn remote_host(&self) -> Option<String> {
+        self.remote.as_ref().map(|m| m.target.to_string())
+    }
+
+    fn forwards_ports(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    async fn serving(&self, live: &LiveStatus, container_port: u16, client_port: u16) -> bool {
+        let Some(master) = &self.remote else {
+            if let Some(ip) = live.direct_ip {
+                if let Some(up) = readiness::probe_direct(ip, container_port).await {
+                    return up;
+                }
+            }
+            return readiness::probe(&self.host, client_port).await;
+        };
+        // Through the master to the engine's published port on its host,
+        // with the same held-open test as locally (Docker's proxy accepts
+        // there too). Nothing listens on the client port meanwhile.
+        let Some(&published) = live.published.get(&container_port) else {
+            return false;
+        };
+        let control = master.control.clone();
+        let channel = tokio::task::spawn_blocking(move || {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+            let held = mux::stdio_forward(&control, "127.0.0.1", published, theirs.as_raw_fd())
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            ours.set_nonblocking(true)?;
+            Ok::<_, std::io::Error>((ours, held))
+        })
+        .await;
+        let Ok(Ok((ours, _held))) = channel else {
+            return false;
+        };
+        match tokio::net::UnixStream::from_std(ours) {
+            Ok(stream) => readiness::held_open(stream).await,
+            Err(_) => false,
+        }
     }
 
     fn client_host(&self) -> &str {
@@ -303,40 +473,7 @@ impl Backend for DockerBackend {
         let volumes = volumes.map_err(|e| self.api_error("listing volumes", e))?;
 
         let mut observed = Observed::default();
-        for c in containers {
-            let labels = c.labels.unwrap_or_default();
-            let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
-            let state = match c.state {
-                Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
-                Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
-                Some(ContainerSummaryStateEnum::RESTARTING) => RunState::Restarting,
-                Some(ContainerSummaryStateEnum::PAUSED) => RunState::Paused,
-                Some(ContainerSummaryStateEnum::EXITED) => RunState::Exited,
-                Some(ContainerSummaryStateEnum::DEAD) => RunState::Dead,
-                Some(ContainerSummaryStateEnum::REMOVING) => RunState::Removing,
-                _ => RunState::Unknown,
-            };
-            observed.containers.push(ObservedContainer {
-                id: c.id.unwrap_or_default(),
-                name: c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                workspace: get(labels::WORKSPACE),
-                service: get(labels::SERVICE),
-                config_hash: get(labels::CONFIG_HASH),
-                state,
-                health: c.status.as_deref().and_then(health_from_status),
-                ports: parse_ports_label(&get(labels::PORTS)),
-                networks: c
-                    .network_settings
-                    .and_then(|n| n.networks)
-                    .map(|nets| nets.into_values().filter_map(|e| e.network_id).collect())
-                    .unwrap_or_default(),
-                root: root_label(labels.get(labels::ROOT)),
-            });
-        }
+        observed.containers = containers.into_iter().map(observed_container).collect();
         for n in networks {
             let label = |k: &str| n.labels.as_ref().and_then(|l| l.get(k));
             let workspace = label(labels::WORKSPACE).cloned().unwrap_or_default();
@@ -482,9 +619,15 @@ impl Backend for DockerBackend {
             .ports
             .iter()
             .map(|(c, h)| {
+                // A remote engine picks a free port on its own host; the
+                // client port is only reserved here.
+                let host_port = match self.remote {
+                    Some(_) => String::new(),
+                    None => h.to_string(),
+                };
                 let binding = PortBinding {
                     host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(h.to_string()),
+                    host_port: Some(host_port),
                 };
                 (format!("{c}/tcp"), Some(vec![binding]))
             })
@@ -672,8 +815,21 @@ impl Backend for DockerBackend {
             .inspect_container(container, None)
             .await
             .map_err(|e| self.api_error(&format!("inspecting {container}"), e))?;
-        let direct_ip = info
-            .network_settings
+        let settings = info.network_settings.unwrap_or_default();
+        let published = settings
+            .ports
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(key, bindings)| {
+                let cport = key.split('/').next()?.parse().ok()?;
+                let host = bindings?.into_iter().find_map(|b| b.host_port?.parse().ok())?;
+                Some((cport, host))
+            })
+            .collect();
+        // A remote container's own address is not routable from here.
+        let direct_ip = Some(settings)
+            .filter(|_| self.remote.is_none())
             .and_then(|n| n.networks)
             .and_then(|nets| {
                 nets.into_values()
@@ -702,6 +858,7 @@ impl Backend for DockerBackend {
             health,
             exit_code: state.exit_code,
             direct_ip,
+            published,
         })
     }
 

@@ -4,6 +4,7 @@
 //! it creates in labels (see [`labels`]) so that observing is a pure read.
 
 pub mod docker;
+pub mod spec;
 
 use crate::config::ServiceSpec;
 use crate::error::Result;
@@ -57,8 +58,12 @@ pub struct ObservedContainer {
     pub state: RunState,
     /// `healthy`, `unhealthy`, `starting`, or `None` without a healthcheck.
     pub health: Option<String>,
-    /// container port → host port, from the ports label.
+    /// container port → the port clients use (`.env`), from the ports label.
     pub ports: BTreeMap<u16, u16>,
+    /// container port → the port the engine published on its own host's
+    /// 127.0.0.1. Equal to `ports` locally; on a remote host the engine
+    /// picks it, and `ajj run` forwards `ports` to it.
+    pub published: BTreeMap<u16, u16>,
     /// IDs of the networks it is attached to.
     pub networks: Vec<String>,
     /// The root label; `None` on objects made before Aether recorded it.
@@ -137,6 +142,8 @@ pub struct LiveStatus {
     /// The container's own address, when this machine can route to it
     /// (local Docker on Linux). Readiness then connects past the proxy.
     pub direct_ip: Option<std::net::IpAddr>,
+    /// container port → port published on the engine's host.
+    pub published: BTreeMap<u16, u16>,
 }
 
 /// Something that happened to one of the repo's containers, pushed by the
@@ -161,8 +168,26 @@ pub enum EventKind {
 pub trait Backend {
     /// Stable name reported as `backend` in JSON.
     fn kind(&self) -> &'static str;
+    /// Which engine this is (`docker-local`, `ssh://user@host:port`):
+    /// recorded with each workspace, so that a command aimed at another
+    /// backend never takes its environment for missing.
+    fn id(&self) -> String;
+    /// The remote host, for backends that have one.
+    fn remote_host(&self) -> Option<String> {
+        None
+    }
     /// Host that clients use to reach published ports.
     fn client_host(&self) -> &str;
+    /// False when the engine binds the client ports itself (local Docker).
+    /// True when they are only reserved here and forwarded while `ajj run`
+    /// or `ajj tunnel` runs; the engine then publishes ports of its own
+    /// choosing on its host.
+    fn forwards_ports(&self) -> bool {
+        false
+    }
+    /// Whether something serves `container_port` of a running container,
+    /// whose clients use `client_port`. Readiness polls this.
+    async fn serving(&self, live: &LiveStatus, container_port: u16, client_port: u16) -> bool;
     /// The name the backend gives a service's container.
     fn container_name(&self, ws: WorkspaceRef<'_>, service: &str) -> String;
     /// The name of a workspace's network.

@@ -7,10 +7,14 @@ pub mod passthrough;
 pub mod reconcile;
 pub mod run;
 pub mod status;
+pub mod tunnel;
 pub mod watch;
 pub mod workspace;
 
 use crate::backend::docker::DockerBackend;
+use crate::backend::spec::BackendSpec;
+use crate::ssh::Master;
+use std::sync::OnceLock;
 use crate::cli::{Cli, Command, WorkspaceCommand};
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::repo::RepoContext;
@@ -19,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub fn run(cli: Cli) -> Result<i32> {
     let repo = cli.repository.as_deref();
+    set_backend_flag(cli.backend.clone());
     match cli.command {
         Command::Workspace(WorkspaceCommand::Add(args)) => workspace::add::run(repo, args),
         Command::Workspace(WorkspaceCommand::Forget(args)) => workspace::forget::run(repo, args),
@@ -29,6 +34,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Watch(args) => watch::run(repo, args),
         Command::Env(args) => env::run(repo, args),
         Command::Hooks(cmd) => hooks::run(cmd),
+        Command::Tunnel(args) => tunnel::run(repo, args),
     }
 }
 
@@ -54,8 +60,80 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
+static BACKEND_FLAG: OnceLock<Option<String>> = OnceLock::new();
+
+/// Records the global `--backend` flag before a command runs.
+pub fn set_backend_flag(flag: Option<String>) {
+    let _ = BACKEND_FLAG.set(flag);
+}
+
+pub fn has_backend_flag() -> bool {
+    BACKEND_FLAG.get().is_some_and(|f| f.is_some())
+}
+
+/// `--backend`, else `$AETHER_BACKEND`.
+fn backend_override() -> Result<Option<BackendSpec>> {
+    match BACKEND_FLAG.get().and_then(|f| f.as_deref()) {
+        Some(flag) => BackendSpec::parse_flag(flag).map(Some),
+        None => BackendSpec::from_env(),
+    }
+}
+
+/// The backend new environments go to: the override, else the `[backend]`
+/// of this workspace's aether.toml, else local Docker. An aether.toml that
+/// does not parse counts as local here; its own error is reported per
+/// workspace, and an environment recorded on another backend is refused
+/// (BACKEND_MISMATCH), never duplicated.
+pub fn desired_backend(ctx: &RepoContext) -> Result<BackendSpec> {
+    if let Some(spec) = backend_override()? {
+        return Ok(spec);
+    }
+    Ok(crate::config::load_from_root(&ctx.workspace_root)
+        .ok()
+        .and_then(|c| c.backend)
+        .unwrap_or_default())
+}
+
+/// The backend holding `workspace`'s environment: the override, else the
+/// one recorded when it was provisioned, else [`desired_backend`].
+pub fn workspace_backend(ctx: &RepoContext, workspace: &str) -> Result<BackendSpec> {
+    if let Some(spec) = backend_override()? {
+        return Ok(spec);
+    }
+    let desired = desired_backend(ctx)?;
+    match crate::state::load(ctx, workspace).backend {
+        Some(id) if id != desired.id() => BackendSpec::from_id(&id),
+        _ => Ok(desired),
+    }
+}
+
+pub async fn connect(ctx: &RepoContext, spec: &BackendSpec) -> Result<DockerBackend> {
+    match spec {
+        BackendSpec::Local => DockerBackend::connect(&ctx.repo_id).await,
+        BackendSpec::Ssh {
+            target,
+            docker_socket,
+            persist,
+        } => {
+            let persist = match std::env::var(crate::ssh::master::PERSIST_ENV) {
+                Ok(text) if !text.is_empty() => humantime::parse_duration(&text).map_err(|e| {
+                    CommandError::new(
+                        ErrorCode::Usage,
+                        format!("invalid {}={text:?}: {e}", crate::ssh::master::PERSIST_ENV),
+                    )
+                    .hint("write a duration such as 30s or 5m")
+                })?,
+                _ => persist.unwrap_or(crate::ssh::master::DEFAULT_PERSIST),
+            };
+            let master = Master::new(&ctx.repo_id, target.clone(), docker_socket.clone(), persist)?;
+            DockerBackend::connect_remote(&ctx.repo_id, master).await
+        }
+    }
+}
+
+/// Connects to [`desired_backend`].
 pub async fn backend(ctx: &RepoContext) -> Result<DockerBackend> {
-    DockerBackend::connect(&ctx.repo_id).await
+    connect(ctx, &desired_backend(ctx)?).await
 }
 
 /// The name of the workspace rooted at `ctx.workspace_root`.

@@ -1,8 +1,11 @@
 //! `ajj run -- cmd args…`: the command, with the workspace's `.env` laid over
-//! the inherited environment. No shell, no runtime, no Docker connection:
-//! the variables are already in `.env`, so this costs a file read.
+//! the inherited environment. No shell. Locally no runtime and no Docker
+//! connection either: the variables are already in `.env`, so this costs a
+//! file read. On a remote backend it opens the forwards first (one Docker
+//! list call over the warm SSH master) and they close when it exits.
 
-use crate::commands;
+use crate::commands::{self, tunnel};
+use crate::ssh::forward;
 use crate::envfile;
 use crate::error::{CommandError, ErrorCode, Result};
 use std::ffi::OsString;
@@ -15,7 +18,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 ///
 /// Reads the workspace's .env (Aether's block and your own lines), runs the
 /// command without a shell, forwards SIGINT and SIGTERM to it and exits with
-/// its exit code (128+N if it was killed by signal N).
+/// its exit code (128+N if it was killed by signal N). On a remote backend,
+/// the services' local ports are forwarded to the remote host while the
+/// command runs, and only then.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The command and its arguments (write them after `--`)
@@ -84,6 +89,18 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         );
     }
 
+    // Forwards come up before the command starts and go when it ends (or
+    // when ajj dies: they are this process's own sockets).
+    let opened = match crate::repo::RepoContext::discover(&root) {
+        Ok(ctx) => tunnel::open(&ctx, &root, || {
+            forward::master_died("the master exited while the command ran").report(false);
+        })?,
+        Err(_) => None,
+    };
+    if let Some(o) = &opened {
+        tunnel::warn_missing(o);
+    }
+
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut cmd = Command::new(program);
     cmd.args(rest).envs(vars);
@@ -109,7 +126,16 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     let status = child
         .wait()
         .map_err(|e| CommandError::io("waiting for the command", e))?;
-    Ok(status
+    let code = status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    if let Some(o) = &opened {
+        o.forwarder.close();
+        // Reported when it happened; a command that still succeeded must
+        // not hide that it ran without its services for a while.
+        if o.forwarder.master_died() && code == 0 {
+            return Ok(ErrorCode::SshMasterDied.exit_code());
+        }
+    }
+    Ok(code)
 }

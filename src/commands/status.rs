@@ -35,7 +35,11 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     };
     let only = (!args.all).then(|| scope[0].name.as_str());
     let (backend, observed) = commands::block_on(async {
-        let backend = commands::backend(&ctx).await?;
+        let spec = match only {
+            Some(name) => commands::workspace_backend(&ctx, name)?,
+            None => commands::desired_backend(&ctx)?,
+        };
+        let backend = commands::connect(&ctx, &spec).await?;
         let observed = backend.observe(only).await?;
         Ok::<_, crate::error::CommandError>((backend, observed))
     })?;
@@ -63,6 +67,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
             &ports,
             backend.kind(),
             backend.client_host(),
+            backend.remote_host(),
             vec![],
         ));
     }

@@ -10,6 +10,7 @@ use crate::config::Service;
 use crate::context::PortMap;
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::repo::RepoContext;
+use crate::ports;
 use crate::state;
 use futures_util::future::{join_all, FutureExt, LocalBoxFuture};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -60,7 +61,15 @@ impl<'a, B: Backend> Applier<'a, B> {
         self.claimed.lock().unwrap().insert(port)
     }
 
-    fn pick_port(&self) -> Result<u16> {
+    /// A new client port for `workspace`. Locally the engine's bind settles
+    /// races; a forwarded port is reserved in the user's ledger instead.
+    fn pick_port(&self, workspace: &str) -> Result<u16> {
+        if self.backend.forwards_ports() {
+            let avoid = self.claimed.lock().unwrap().clone();
+            let port = ports::reserve(self.ctx, &ports::owner(self.ctx, workspace), &avoid)?;
+            self.claim(port);
+            return Ok(port);
+        }
         for _ in 0..64 {
             if let Some(p) = portpicker::pick_unused_port() {
                 if self.claim(p) {
@@ -73,6 +82,36 @@ impl<'a, B: Backend> Applier<'a, B> {
             "no free host port could be found on 127.0.0.1",
         )
         .hint("free some ports, or stop other workspaces' services (`ajj workspace forget`)"))
+    }
+
+    /// Whether `workspace` may keep its sticky client port.
+    fn keep_port(&self, workspace: &str, port: u16) -> Result<bool> {
+        self.claim(port);
+        if self.backend.forwards_ports() {
+            return ports::hold(self.ctx, &ports::owner(self.ctx, workspace), port);
+        }
+        Ok(true)
+    }
+
+    /// Refuses to act on a workspace whose environment another backend holds:
+    /// this one would see nothing and provision a second copy.
+    pub fn check_backend(&self, workspace: &str) -> Result<()> {
+        let saved = state::load(self.ctx, workspace);
+        match saved.backend {
+            Some(there) if there != self.backend.id() => Err(CommandError::new(
+                ErrorCode::BackendMismatch,
+                format!(
+                    "the environment of workspace {workspace} lives on {there}, not on {}",
+                    self.backend.id()
+                ),
+            )
+            .hint(format!(
+                "run the command with `--backend {there}`; to move the workspace, `ajj workspace forget` it there first"
+            ))
+            .detail("workspace", workspace)
+            .detail("backend", there)),
+            _ => Ok(()),
+        }
     }
 
     /// Applies `actions` of one workspace. The caller holds its lock and
@@ -291,6 +330,9 @@ impl<'a, B: Backend> Applier<'a, B> {
         // Record the ports of every declared service: those just created and
         // those that were already running.
         let Some(d) = desired else {
+            if self.backend.forwards_ports() {
+                ports::release(self.ctx, &ports::owner(self.ctx, workspace), &HashSet::new())?;
+            }
             state::remove(self.ctx, workspace);
             return Ok(Applied {
                 ports: PortMap::new(),
@@ -313,8 +355,14 @@ impl<'a, B: Backend> Applier<'a, B> {
                 ports.insert(name.clone(), p);
             }
         }
-        if saved.ports != ports {
+        let backend = (!ports.is_empty()).then(|| self.backend.id());
+        if saved.ports != ports || (backend.is_some() && saved.backend != backend) {
+            if self.backend.forwards_ports() {
+                let keep = ports.values().flat_map(|p| p.values().copied()).collect();
+                ports::release(self.ctx, &ports::owner(self.ctx, workspace), &keep)?;
+            }
             saved.ports = ports.clone();
+            saved.backend = backend.or(saved.backend);
             state::save(self.ctx, &saved)?;
         }
         Ok(Applied { ports })
@@ -338,11 +386,8 @@ impl<'a, B: Backend> Applier<'a, B> {
         let mut ports = BTreeMap::new();
         for cport in &svc.spec.ports {
             let host = match sticky.get(cport) {
-                Some(h) => {
-                    self.claim(*h);
-                    *h
-                }
-                None => self.pick_port()?,
+                Some(h) if self.keep_port(workspace, *h)? => *h,
+                _ => self.pick_port(workspace)?,
             };
             ports.insert(*cport, host);
         }
@@ -431,7 +476,7 @@ impl<'a, B: Backend> Applier<'a, B> {
                     taken
                 };
                 for cport in replace {
-                    ports.insert(cport, self.pick_port()?);
+                    ports.insert(cport, self.pick_port(workspace)?);
                 }
             }
             let req = ContainerRequest {

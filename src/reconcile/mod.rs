@@ -42,6 +42,7 @@ pub async fn converge_workspace<B: Backend>(
     root: Option<&Path>,
     observed: Option<Observed>,
 ) -> Result<Settled> {
+    applier.check_backend(name)?;
     let observed = match observed {
         Some(o) => o,
         None => applier.backend.observe(None).await?,
@@ -196,6 +197,7 @@ async fn refresh<B: Backend>(
     let Some(_lock) = repo::try_lock_workspace(applier.ctx, name)? else {
         return Ok(None);
     };
+    applier.check_backend(name)?;
     let ws = desired.workspaces.get(name);
     let scope = Scope::workspace(name, ws.map(|w| w.root.as_path()));
     let mine = plan::scoped(desired, observed, &scope);

@@ -3,7 +3,7 @@
 //! then closes it; so a bare connect proves nothing. A port counts as ready
 //! when a connection stays open (or the server speaks first) for a moment.
 
-use crate::backend::{Backend, RunState};
+use crate::backend::{Backend, LiveStatus, RunState};
 use crate::error::{CommandError, ErrorCode, Result};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
@@ -15,7 +15,7 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Connects straight to the container: `Some(true)` listening, `Some(false)`
 /// refused, `None` when the address cannot be reached from here at all.
-async fn probe_direct(ip: std::net::IpAddr, port: u16) -> Option<bool> {
+pub async fn probe_direct(ip: std::net::IpAddr, port: u16) -> Option<bool> {
     match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect((ip, port))).await {
         Ok(Ok(_)) => Some(true),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(false),
@@ -25,11 +25,18 @@ async fn probe_direct(ip: std::net::IpAddr, port: u16) -> Option<bool> {
 
 /// Through the published port, past Docker's proxy (see the module docs).
 pub async fn probe(host: &str, port: u16) -> bool {
-    let Ok(Ok(mut stream)) =
+    let Ok(Ok(stream)) =
         tokio::time::timeout(Duration::from_secs(1), TcpStream::connect((host, port))).await
     else {
         return false;
     };
+    held_open(stream).await
+}
+
+/// A connection proves a listener when it stays open (a server waiting for
+/// its client) or the server speaks first; a proxy with nothing behind it
+/// closes at once.
+pub async fn held_open(mut stream: impl tokio::io::AsyncRead + Unpin) -> bool {
     let mut buf = [0u8; 1];
     match tokio::time::timeout(HOLD, stream.read(&mut buf)).await {
         Err(_) => true,      // held open: a server waiting for the client
@@ -67,7 +74,7 @@ pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
                 Some("unhealthy") => return Err(not_ready(t, "its healthcheck reports unhealthy")),
                 _ => {}
             }
-        } else if live.state == RunState::Running && live_ports(t, live.direct_ip).await {
+        } else if live.state == RunState::Running && live_ports(backend, t, &live).await {
             // Confirm nothing died while the probe held its connection.
             let after = backend.live_status(t.container).await?;
             if after.state == RunState::Running {
@@ -104,17 +111,9 @@ async fn exited<B: Backend>(backend: &B, t: &Target<'_>, code: Option<i64>) -> C
     .detail("logs", logs.trim_end())
 }
 
-async fn live_ports(t: &Target<'_>, direct_ip: Option<std::net::IpAddr>) -> bool {
-    for &(container_port, host_port) in &t.ports {
-        let direct = match direct_ip {
-            Some(ip) => probe_direct(ip, container_port).await,
-            None => None,
-        };
-        let up = match direct {
-            Some(up) => up,
-            None => probe("127.0.0.1", host_port).await,
-        };
-        if !up {
+async fn live_ports<B: Backend>(backend: &B, t: &Target<'_>, live: &LiveStatus) -> bool {
+    for &(container_port, client_port) in &t.ports {
+        if !backend.serving(live, container_port, client_port).await {
             return false;
         }
     }

@@ -18,7 +18,6 @@ pub mod backoff;
 pub mod log;
 pub mod triggers;
 
-use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, BackendEvent, EventKind};
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::reconcile::desired::MissingRoot;
@@ -119,7 +118,7 @@ impl Watcher {
             first_seen: Instant::now(),
         };
         loop {
-            match DockerBackend::connect(&self.ctx.repo_id).await {
+            match crate::commands::backend(&self.ctx).await {
                 Ok(backend) => {
                     if down {
                         self.log.emit("backend_reconnected", json!({}), || {

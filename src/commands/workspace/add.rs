@@ -223,6 +223,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
             &settled.ports,
             backend.kind(),
             backend.client_host(),
+            backend.remote_host(),
             warnings,
         );
         if args.json {

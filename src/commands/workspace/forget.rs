@@ -55,7 +55,9 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         .collect::<Result<Vec<_>>>()?;
     commands::block_on(async {
         // Docker first: forgetting in jj but leaving containers would be half a job.
-        let backend = commands::backend(&ctx).await?;
+        // Where the environments are, which may not be where new ones go.
+        let spec = commands::workspace_backend(&ctx, &names[0])?;
+        let backend = commands::connect(&ctx, &spec).await?;
         let mut jj_args: Vec<OsString> = vec!["workspace".into(), "forget".into()];
         jj_args.extend(names.iter().map(OsString::from));
         jj::run_visible(&jj_args, &ctx.workspace_root, args.json, "workspace forget")?;

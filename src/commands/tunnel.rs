@@ -1,0 +1,189 @@
+//! `ajj tunnel`: the workspace's forwards, held open in the foreground. Also
+//! home of the forward set-up that `ajj run` shares.
+
+use crate::backend::spec::BackendSpec;
+use crate::commands::{self, print_json};
+use crate::error::{CommandError, Result};
+use crate::report::SCHEMA_VERSION;
+use crate::repo::RepoContext;
+use crate::ssh::forward::{self, Forward, Forwarder};
+use crate::state;
+use serde_json::json;
+use std::path::Path;
+
+/// Hold the workspace's port forwards open until Ctrl-C
+///
+/// On a remote backend, services are reached through forwards from their
+/// local ports (those in .env) to the remote host. `ajj run` opens them only
+/// while its command runs; `ajj tunnel` keeps them open for an IDE, a GUI
+/// client or anything else started outside `ajj run`. Exits 0 on SIGINT or
+/// SIGTERM, non-zero if the SSH connection dies.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print the forwards as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The workspace at `root`'s forwards, bound and serving.
+pub struct Opened {
+    pub forwarder: Forwarder,
+    pub forwards: Vec<Forward>,
+    pub remote_host: String,
+    /// Services without a running container: nothing to forward to.
+    pub missing: Vec<String>,
+}
+
+/// The backend holding the environment at `root`: the override, else the one
+/// recorded for the workspace living there, else aether.toml's. Reads two
+/// small files; no jj.
+pub fn backend_for_root(ctx: &RepoContext, root: &Path) -> Result<BackendSpec> {
+    let desired = commands::desired_backend(ctx)?;
+    if std::env::var_os(crate::backend::spec::ENV).is_some() || commands::has_backend_flag() {
+        return Ok(desired);
+    }
+    let name = state::load_roots(ctx)
+        .into_iter()
+        .find(|(_, r)| r == root)
+        .map(|(n, _)| n);
+    match name.and_then(|n| state::load(ctx, &n).backend) {
+        Some(id) if id != desired.id() => BackendSpec::from_id(&id),
+        _ => Ok(desired),
+    }
+}
+
+/// Opens forwards for every published port of the workspace at `root`.
+/// `None` on the local backend, where ports are published here already.
+pub fn open(
+    ctx: &RepoContext,
+    root: &Path,
+    on_master_died: impl FnOnce() + Send + 'static,
+) -> Result<Option<Opened>> {
+    let spec = backend_for_root(ctx, root)?;
+    if spec == BackendSpec::Local {
+        return Ok(None);
+    }
+    let (containers, master) = commands::block_on(async {
+        let backend = commands::connect(ctx, &spec).await?;
+        let containers = backend.containers_at(root).await?;
+        let master = backend.master().expect("remote backend has a master").clone();
+        Ok::<_, CommandError>((containers, master))
+    })?;
+    let mut forwards = Vec::new();
+    let mut missing = Vec::new();
+    for c in &containers {
+        let first = c.ports.keys().next().copied();
+        for (cport, local) in &c.ports {
+            match c.published.get(cport) {
+                Some(&remote) => forwards.push(Forward {
+                    name: match Some(*cport) == first {
+                        true => c.service.clone(),
+                        false => format!("{}:{cport}", c.service),
+                    },
+                    local: *local,
+                    remote,
+                }),
+                None => missing.push(c.service.clone()),
+            }
+        }
+    }
+    missing.dedup();
+    let forwarder = Forwarder::open(&master.control, &forwards, on_master_died)?;
+    Ok(Some(Opened {
+        forwarder,
+        forwards,
+        remote_host: master.target.to_string(),
+        missing,
+    }))
+}
+
+pub fn warn_missing(opened: &Opened) {
+    for service in &opened.missing {
+        eprintln!(
+            "warning: {service} has no running container on {}; run `ajj reconcile`",
+            opened.remote_host
+        );
+    }
+}
+
+fn wait_signals() -> libc::c_int {
+    // SAFETY: plain signal-mask calls on a zeroed, then filled, sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
+            libc::sigaddset(&mut set, sig);
+        }
+        let mut got: libc::c_int = 0;
+        libc::sigwait(&set, &mut got);
+        got
+    }
+}
+
+/// Blocks the signals `wait_signals` takes, before any thread starts, so
+/// that every thread inherits the mask and only `sigwait` receives them.
+fn block_signals() {
+    // SAFETY: as above.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
+    let ctx = commands::discover(repo)?;
+    let root = ctx.workspace_root.clone();
+    block_signals();
+    let opened = open(&ctx, &root, || {
+        // SAFETY: kill is async-signal-safe; it wakes the sigwait below.
+        unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+    })?;
+    let Some(opened) = opened else {
+        let note = "nothing to forward: the local backend publishes every port on 127.0.0.1 already";
+        if args.json {
+            print_json(&json!({ "schema_version": SCHEMA_VERSION, "backend": "docker-local", "forwards": [], "note": note }));
+        } else {
+            eprintln!("{note}");
+        }
+        return Ok(0);
+    };
+    warn_missing(&opened);
+    if args.json {
+        let forwards: Vec<_> = opened
+            .forwards
+            .iter()
+            .map(|f| json!({ "service": f.name, "local_port": f.local, "remote_port": f.remote, "host": "127.0.0.1" }))
+            .collect();
+        print_json(&json!({
+            "schema_version": SCHEMA_VERSION,
+            "backend": "docker-remote",
+            "remote_host": opened.remote_host,
+            "forwards": forwards,
+        }));
+    } else {
+        for f in &opened.forwards {
+            println!(
+                "{:<12} 127.0.0.1:{} -> {} 127.0.0.1:{}",
+                f.name, f.local, opened.remote_host, f.remote
+            );
+        }
+        eprintln!("forwarding until Ctrl-C");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    loop {
+        match wait_signals() {
+            libc::SIGUSR1 if opened.forwarder.master_died() => {
+                return Err(forward::master_died("the master exited while `ajj tunnel` held its forwards"));
+            }
+            libc::SIGUSR1 => continue,
+            _ => break,
+        }
+    }
+    opened.forwarder.close();
+    Ok(0)
+}

@@ -1,0 +1,196 @@
+//! Local port forwards that live exactly as long as the `ajj` holding them.
+//!
+//! `ajj` listens on 127.0.0.1 itself and hands each accepted connection to
+//! the master (a mux stdio forward with the socket passed as its fd), so:
+//! - no ssh process is started, and the master moves the bytes;
+//! - when `ajj` exits for any reason, `kill -9` included, the kernel closes
+//!   the listeners: nothing is left listening;
+//! - a held control connection tells at once when the master dies.
+//!
+//! Listeners use SO_REUSEPORT, so two `ajj run` in one workspace share the
+//! ports (the kernel spreads connections between them, and either may exit
+//! first), while any other program on the port makes the bind fail.
+
+use super::mux::{self, MuxError};
+use crate::error::{CommandError, ErrorCode, Result};
+use socket2::{Domain, Socket, Type};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// One forward: 127.0.0.1:`local` here → 127.0.0.1:`remote` on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// What it reaches, for messages: `db`, or `web:443` for a second port.
+    pub name: String,
+    pub local: u16,
+    pub remote: u16,
+}
+
+pub struct Forwarder {
+    listeners: Vec<RawFd>,
+    closing: Arc<AtomicBool>,
+    died: Arc<AtomicBool>,
+}
+
+fn bind(port: u16) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
+fn busy(f: &Forward, e: &std::io::Error) -> CommandError {
+    CommandError::new(
+        ErrorCode::LocalPortBusy,
+        format!("cannot listen on 127.0.0.1:{} for {}: {e}", f.local, f.name),
+    )
+    .hint(format!(
+        "another program holds the port (`ss -ltnp 'sport = :{}'` shows which); stop it, or run `ajj reconcile` after `ajj workspace forget` to get new ports",
+        f.local
+    ))
+    .detail("port", f.local)
+    .detail("service", &f.name)
+}
+
+impl Forwarder {
+    /// Binds every forward (all or none), then serves them on threads.
+    /// `on_master_died` runs once, from a thread, if the master goes away
+    /// while the forwards are open; the listeners are closed first.
+    pub fn open(
+        control: &Path,
+        forwards: &[Forward],
+        on_master_died: impl FnOnce() + Send + 'static,
+    ) -> Result<Forwarder> {
+        let mut sentinel = mux::connect(control).map_err(|e| master_died(&e.to_string()))?;
+        let mut bound = Vec::with_capacity(forwards.len());
+        for f in forwards {
+            // On error the listeners bound so far drop here: all or none.
+            bound.push((f.clone(), bind(f.local).map_err(|e| busy(f, &e))?));
+        }
+        let closing = Arc::new(AtomicBool::new(false));
+        let died = Arc::new(AtomicBool::new(false));
+        let listeners: Vec<RawFd> = bound.iter().map(|(_, l)| l.as_raw_fd()).collect();
+        for (f, listener) in bound {
+            let control = control.to_path_buf();
+            std::thread::spawn(move || serve(listener, control, f));
+        }
+        {
+            let (closing, died, fds) = (closing.clone(), died.clone(), listeners.clone());
+            std::thread::spawn(move || {
+                // The master never writes to an idle control connection: any
+                // return is the master closing it, i.e. exiting.
+                let _ = sentinel.read(&mut [0u8; 1]);
+                if !closing.load(Ordering::SeqCst) {
+                    died.store(true, Ordering::SeqCst);
+                    shutdown(&fds);
+                    on_master_died();
+                }
+            });
+        }
+        Ok(Forwarder {
+            listeners,
+            closing,
+            died,
+        })
+    }
+
+    pub fn master_died(&self) -> bool {
+        self.died.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening now; connections in flight finish on their own.
+    pub fn close(&self) {
+        if !self.closing.swap(true, Ordering::SeqCst) {
+            shutdown(&self.listeners);
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Wakes the accept loops: on Linux, shutdown() makes a blocked accept()
+/// return, after which the loop ends and the listener is closed.
+fn shutdown(fds: &[RawFd]) {
+    for fd in fds {
+        // SAFETY: the fds are listeners owned by live accept threads; a
+        // shutdown on one that has just closed fails harmlessly.
+        unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+    }
+}
+
+fn serve(listener: TcpListener, control: PathBuf, f: Forward) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else {
+            break;
+        };
+        let control = control.clone();
+        let name = f.name.clone();
+        let remote = f.remote;
+        std::thread::spawn(move || {
+            match mux::stdio_forward(&control, "127.0.0.1", remote, stream.as_raw_fd()) {
+                Ok(mut held) => {
+                    // The master has its own copy of the socket now.
+                    drop(stream);
+                    let _ = std::io::copy(&mut held, &mut std::io::sink());
+                }
+                Err(MuxError::Refused(why)) => {
+                    tracing::warn!(service = %name, remote, "forward refused: {why}");
+                }
+                Err(MuxError::Master(e)) => {
+                    tracing::debug!(service = %name, "master gone: {e}");
+                }
+            }
+        });
+    }
+}
+
+pub fn master_died(cause: &str) -> CommandError {
+    CommandError::new(
+        ErrorCode::SshMasterDied,
+        "the SSH connection to the Docker host closed; the port forwards are gone",
+    )
+    .hint("check the network or the remote host, then run the command again: `ajj` reconnects on its next run")
+    .detail("cause", cause)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_is_shared_with_ajj_but_refused_to_others() {
+        let ours = bind(0).unwrap();
+        let port = ours.local_addr().unwrap().port();
+        // A second ajj forwarder (SO_REUSEPORT) shares it...
+        let twin = bind(port).unwrap();
+        drop(twin);
+        drop(ours);
+        // ...while a plain listener excludes it.
+        let other = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let taken = other.local_addr().unwrap().port();
+        let err = bind(taken).unwrap_err();
+        let f = Forward { name: "db".into(), local: taken, remote: 1 };
+        assert_eq!(busy(&f, &err).code, ErrorCode::LocalPortBusy);
+    }
+
+    #[test]
+    fn no_master_no_listeners() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let f = Forward { name: "db".into(), local: port, remote: 1 };
+        let err = Forwarder::open(&dir.path().join("ctl"), &[f], || {}).err().unwrap();
+        assert_eq!(err.code, ErrorCode::SshMasterDied);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+}
