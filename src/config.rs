@@ -541,7 +541,12 @@ fn backend(raw: Spanned<RawBackend>, loc: &Located) -> Result<BackendSpec> {
             };
             let persist = match &raw.persist {
                 None => None,
-                Some(_) => Some(duration(loc, "backend.persist", &raw.persist, Duration::ZERO)?),
+                Some(_) => Some(duration(
+                    loc,
+                    "backend.persist",
+                    &raw.persist,
+                    Duration::ZERO,
+                )?),
             };
             Ok(BackendSpec::Ssh {
                 target,

@@ -38,7 +38,12 @@ pub fn owner(ctx: &RepoContext, workspace: &str) -> String {
 /// Runs `f` on the ledger under its lock and saves it when `f` says so.
 fn with_ledger<T>(ctx: &RepoContext, f: impl FnOnce(&mut Ledger) -> (T, bool)) -> Result<T> {
     let dir = dir(ctx);
-    let fail = |e: std::io::Error| CommandError::io(format!("cannot use the port ledger in {}", dir.display()), e);
+    let fail = |e: std::io::Error| {
+        CommandError::io(
+            format!("cannot use the port ledger in {}", dir.display()),
+            e,
+        )
+    };
     std::fs::create_dir_all(&dir).map_err(fail)?;
     let lock = File::options()
         .create(true)

@@ -107,7 +107,10 @@ pub fn workspace_report(
                 external_port: internal.and_then(|p| svc_ports.get(&p).copied()),
                 ports: svc_ports.iter().map(|(c, h)| (c.to_string(), *h)).collect(),
                 remote_port: internal.and_then(|p| remote_ports.get(&p).copied()),
-                remote_ports: remote_ports.iter().map(|(c, h)| (c.to_string(), *h)).collect(),
+                remote_ports: remote_ports
+                    .iter()
+                    .map(|(c, h)| (c.to_string(), *h))
+                    .collect(),
                 connection_string: context::connection_string(svc, host, &svc_ports, name),
             },
         );

@@ -9,12 +9,11 @@ use super::{
     ContainerRequest, EventKind, LiveStatus, Observed, ObservedContainer, ObservedObject, RunState,
     StartError, WorkspaceRef,
 };
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::repo::object_key;
 use crate::backend::spec::DEFAULT_DOCKER_SOCKET;
+use crate::error::{CommandError, ErrorCode, Result};
 use crate::reconcile::readiness;
+use crate::repo::object_key;
 use crate::ssh::{mux, Master};
-use std::os::fd::AsRawFd;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointSettings,
@@ -29,6 +28,7 @@ use bollard::query_parameters::{
 use bollard::{ClientVersion, Docker};
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -78,7 +78,9 @@ impl DockerBackend {
         let m = master.clone();
         tokio::task::spawn_blocking(move || m.ensure())
             .await
-            .map_err(|e| CommandError::new(ErrorCode::Internal, format!("ssh task failed: {e}")))??;
+            .map_err(|e| {
+                CommandError::new(ErrorCode::Internal, format!("ssh task failed: {e}"))
+            })??;
         let socket = format!("unix://{}", master.docker_socket.display());
         let mut backend = DockerBackend {
             docker: client(&socket, &API_VERSION)?,
@@ -96,7 +98,9 @@ impl DockerBackend {
             let cause = e.message.clone();
             let diagnosis = tokio::task::spawn_blocking(move || m.diagnose_docker(&cause))
                 .await
-                .map_err(|e| CommandError::new(ErrorCode::Internal, format!("ssh task failed: {e}")))?;
+                .map_err(|e| {
+                    CommandError::new(ErrorCode::Internal, format!("ssh task failed: {e}"))
+                })?;
             return Err(diagnosis);
         }
         Ok(backend)
@@ -472,8 +476,10 @@ impl Backend for DockerBackend {
         let networks = networks.map_err(|e| self.api_error("listing networks", e))?;
         let volumes = volumes.map_err(|e| self.api_error("listing volumes", e))?;
 
-        let mut observed = Observed::default();
-        observed.containers = containers.into_iter().map(observed_container).collect();
+        let mut observed = Observed {
+            containers: containers.into_iter().map(observed_container).collect(),
+            ..Default::default()
+        };
         for n in networks {
             let label = |k: &str| n.labels.as_ref().and_then(|l| l.get(k));
             let workspace = label(labels::WORKSPACE).cloned().unwrap_or_default();
@@ -823,7 +829,9 @@ impl Backend for DockerBackend {
             .into_iter()
             .filter_map(|(key, bindings)| {
                 let cport = key.split('/').next()?.parse().ok()?;
-                let host = bindings?.into_iter().find_map(|b| b.host_port?.parse().ok())?;
+                let host = bindings?
+                    .into_iter()
+                    .find_map(|b| b.host_port?.parse().ok())?;
                 Some((cport, host))
             })
             .collect();

@@ -105,21 +105,32 @@ mod tests {
 
     #[test]
     fn flag_spellings() {
-        assert_eq!(BackendSpec::parse_flag("docker").unwrap(), BackendSpec::Local);
+        assert_eq!(
+            BackendSpec::parse_flag("docker").unwrap(),
+            BackendSpec::Local
+        );
         let remote = BackendSpec::parse_flag("ssh://dev@box:2222").unwrap();
         assert_eq!(remote.id(), "ssh://dev@box:2222");
         assert_eq!(
             BackendSpec::parse_flag("docker-ssh://dev@box:2222").unwrap(),
             remote
         );
-        assert_eq!(BackendSpec::parse_flag("box").unwrap_err().code, ErrorCode::Usage);
+        assert_eq!(
+            BackendSpec::parse_flag("box").unwrap_err().code,
+            ErrorCode::Usage
+        );
         let odd = BackendSpec::parse_flag("ssh://box#/run/docker.sock").unwrap();
         assert_eq!(odd.id(), "ssh://box#/run/docker.sock");
         assert_eq!(BackendSpec::from_id(&odd.id()).unwrap(), odd);
-        assert_eq!(BackendSpec::from_id("docker-local").unwrap(), BackendSpec::Local);
+        assert_eq!(
+            BackendSpec::from_id("docker-local").unwrap(),
+            BackendSpec::Local
+        );
         assert!(BackendSpec::parse_flag("ssh://box#run;x").is_err());
         assert_eq!(
-            BackendSpec::parse_flag("ssh://-oProxyCommand=x").unwrap_err().code,
+            BackendSpec::parse_flag("ssh://-oProxyCommand=x")
+                .unwrap_err()
+                .code,
             ErrorCode::Usage
         );
     }

@@ -13,13 +13,13 @@ pub mod workspace;
 
 use crate::backend::docker::DockerBackend;
 use crate::backend::spec::BackendSpec;
-use crate::ssh::Master;
-use std::sync::OnceLock;
 use crate::cli::{Cli, Command, WorkspaceCommand};
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::repo::RepoContext;
+use crate::ssh::Master;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 pub fn run(cli: Cli) -> Result<i32> {
     let repo = cli.repository.as_deref();

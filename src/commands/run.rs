@@ -5,9 +5,9 @@
 //! list call over the warm SSH master) and they close when it exits.
 
 use crate::commands::{self, tunnel};
-use crate::ssh::forward;
 use crate::envfile;
 use crate::error::{CommandError, ErrorCode, Result};
+use crate::ssh::forward;
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 use crate::backend::spec::BackendSpec;
 use crate::commands::{self, print_json};
 use crate::error::{CommandError, Result};
-use crate::report::SCHEMA_VERSION;
 use crate::repo::RepoContext;
+use crate::report::SCHEMA_VERSION;
 use crate::ssh::forward::{self, Forward, Forwarder};
 use crate::state;
 use serde_json::json;
@@ -66,7 +66,10 @@ pub fn open(
     let (containers, master) = commands::block_on(async {
         let backend = commands::connect(ctx, &spec).await?;
         let containers = backend.containers_at(root).await?;
-        let master = backend.master().expect("remote backend has a master").clone();
+        let master = backend
+            .master()
+            .expect("remote backend has a master")
+            .clone();
         Ok::<_, CommandError>((containers, master))
     })?;
     let mut forwards = Vec::new();
@@ -143,9 +146,12 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
     })?;
     let Some(opened) = opened else {
-        let note = "nothing to forward: the local backend publishes every port on 127.0.0.1 already";
+        let note =
+            "nothing to forward: the local backend publishes every port on 127.0.0.1 already";
         if args.json {
-            print_json(&json!({ "schema_version": SCHEMA_VERSION, "backend": "docker-local", "forwards": [], "note": note }));
+            print_json(
+                &json!({ "schema_version": SCHEMA_VERSION, "backend": "docker-local", "forwards": [], "note": note }),
+            );
         } else {
             eprintln!("{note}");
         }
@@ -178,7 +184,9 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     loop {
         match wait_signals() {
             libc::SIGUSR1 if opened.forwarder.master_died() => {
-                return Err(forward::master_died("the master exited while `ajj tunnel` held its forwards"));
+                return Err(forward::master_died(
+                    "the master exited while `ajj tunnel` held its forwards",
+                ));
             }
             libc::SIGUSR1 => continue,
             _ => break,

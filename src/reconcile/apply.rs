@@ -9,8 +9,8 @@ use crate::backend::{Backend, ContainerRequest, Observed, StartError, WorkspaceR
 use crate::config::Service;
 use crate::context::PortMap;
 use crate::error::{CommandError, ErrorCode, Result};
-use crate::repo::RepoContext;
 use crate::ports;
+use crate::repo::RepoContext;
 use crate::state;
 use futures_util::future::{join_all, FutureExt, LocalBoxFuture};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -331,7 +331,11 @@ impl<'a, B: Backend> Applier<'a, B> {
         // those that were already running.
         let Some(d) = desired else {
             if self.backend.forwards_ports() {
-                ports::release(self.ctx, &ports::owner(self.ctx, workspace), &HashSet::new())?;
+                ports::release(
+                    self.ctx,
+                    &ports::owner(self.ctx, workspace),
+                    &HashSet::new(),
+                )?;
             }
             state::remove(self.ctx, workspace);
             return Ok(Applied {

@@ -494,6 +494,7 @@ ports = [6379]
             state,
             health: None,
             ports: BTreeMap::from([(1, 2)]),
+            published: BTreeMap::from([(1, 2)]),
             networks: vec![format!("net-{ws}")],
             root: d.workspaces.get(ws).map(|w| w.root.clone()),
         }

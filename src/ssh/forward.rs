@@ -178,7 +178,11 @@ mod tests {
         let other = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let taken = other.local_addr().unwrap().port();
         let err = bind(taken).unwrap_err();
-        let f = Forward { name: "db".into(), local: taken, remote: 1 };
+        let f = Forward {
+            name: "db".into(),
+            local: taken,
+            remote: 1,
+        };
         assert_eq!(busy(&f, &err).code, ErrorCode::LocalPortBusy);
     }
 
@@ -188,8 +192,14 @@ mod tests {
         let probe = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let port = probe.local_addr().unwrap().port();
         drop(probe);
-        let f = Forward { name: "db".into(), local: port, remote: 1 };
-        let err = Forwarder::open(&dir.path().join("ctl"), &[f], || {}).err().unwrap();
+        let f = Forward {
+            name: "db".into(),
+            local: port,
+            remote: 1,
+        };
+        let err = Forwarder::open(&dir.path().join("ctl"), &[f], || {})
+            .err()
+            .unwrap();
         assert_eq!(err.code, ErrorCode::SshMasterDied);
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     }

@@ -66,7 +66,12 @@ fn runtime_dir() -> Result<PathBuf> {
 }
 
 impl Master {
-    pub fn new(repo_id: &str, target: SshTarget, remote_socket: String, persist: Duration) -> Result<Master> {
+    pub fn new(
+        repo_id: &str,
+        target: SshTarget,
+        remote_socket: String,
+        persist: Duration,
+    ) -> Result<Master> {
         let dir = runtime_dir()?;
         let mut h = Sha256::new();
         h.update(repo_id.as_bytes());
@@ -74,7 +79,10 @@ impl Master {
         h.update(target.to_string().as_bytes());
         h.update([0]);
         h.update(remote_socket.as_bytes());
-        let key: String = h.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let key: String = h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Ok(Master {
             control: dir.join(format!("{key}.ctl")),
             docker_socket: dir.join(format!("{key}.docker.sock")),
@@ -129,8 +137,13 @@ impl Master {
         } else {
             // A live master without its Docker forward (it was cancelled):
             // close it and start afresh rather than guess its options.
-            let _ = self.ssh().args(["-O", "exit"]).args(self.target.args())
-                .stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = self
+                .ssh()
+                .args(["-O", "exit"])
+                .args(self.target.args())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
         let started = std::time::Instant::now();
         let mut errors = tempfile::tempfile()
@@ -141,13 +154,21 @@ impl Master {
             .arg("-o")
             .arg(format!("ControlPersist={}", self.persist.as_secs().max(1)))
             .args([
-                "-o", "ExitOnForwardFailure=yes",
-                "-o", "StreamLocalBindUnlink=yes",
-                "-o", "ServerAliveInterval=15",
-                "-o", "ServerAliveCountMax=3",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-o",
+                "StreamLocalBindUnlink=yes",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=3",
             ])
             .arg("-L")
-            .arg(format!("{}:{}", self.docker_socket.display(), self.remote_socket))
+            .arg(format!(
+                "{}:{}",
+                self.docker_socket.display(),
+                self.remote_socket
+            ))
             .args(self.target.args())
             .stdout(Stdio::null())
             // A file, not a pipe: the backgrounded master keeps its stderr,
@@ -189,7 +210,10 @@ impl Master {
         let host = self.target.to_string();
         let (message, hint) = if !said.contains("socket") {
             (
-                format!("there is no Docker socket at {} on {host}", self.remote_socket),
+                format!(
+                    "there is no Docker socket at {} on {host}",
+                    self.remote_socket
+                ),
                 if said.contains("cli") {
                     "the docker CLI is there but the engine is not: start it (`sudo systemctl start docker`), or set `docker_socket` under [backend] in aether.toml".to_string()
                 } else {
@@ -203,7 +227,10 @@ impl Master {
             )
         } else {
             (
-                format!("the Docker Engine at {} on {host} does not answer", self.remote_socket),
+                format!(
+                    "the Docker Engine at {} on {host} does not answer",
+                    self.remote_socket
+                ),
                 "check it on the remote host: `docker info`".to_string(),
             )
         };
@@ -228,13 +255,18 @@ pub fn classify(target: &SshTarget, stderr: &str) -> CommandError {
         .collect::<Vec<_>>()
         .join("\n");
     let has = |needle: &str| stderr.contains(needle);
-    let (code, message, hint) = if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("Host key for") && has("has changed") {
+    let (code, message, hint) = if has("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || has("Host key for") && has("has changed")
+    {
         (
             ErrorCode::SshHostKey,
             format!("the host key of {host} has changed since it was recorded in known_hosts"),
             format!("if the host was really reinstalled, verify its new key and run `ssh-keygen -R '{known_hosts_name}'`, then connect once with ssh to record it; otherwise someone may be intercepting the connection"),
         )
-    } else if has("Host key verification failed") || has("No ED25519 host key is known") || has("host key is known") {
+    } else if has("Host key verification failed")
+        || has("No ED25519 host key is known")
+        || has("host key is known")
+    {
         (
             ErrorCode::SshHostKey,
             format!("the host key of {host} is not in known_hosts"),
@@ -259,7 +291,6 @@ pub fn classify(target: &SshTarget, stderr: &str) -> CommandError {
         .detail("ssh_said", said)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,10 +301,22 @@ mod tests {
 
     #[test]
     fn classifies_what_ssh_says() {
-        assert_eq!(code("ssh: connect to host box port 2222: Connection refused\r\n"), ErrorCode::SshUnreachable);
-        assert_eq!(code("ssh: Could not resolve hostname box: Name or service not known"), ErrorCode::SshUnreachable);
-        assert_eq!(code("ssh: connect to host 10.0.0.1 port 22: Connection timed out"), ErrorCode::SshUnreachable);
-        assert_eq!(code("dev@box: Permission denied (publickey)."), ErrorCode::SshAuthFailed);
+        assert_eq!(
+            code("ssh: connect to host box port 2222: Connection refused\r\n"),
+            ErrorCode::SshUnreachable
+        );
+        assert_eq!(
+            code("ssh: Could not resolve hostname box: Name or service not known"),
+            ErrorCode::SshUnreachable
+        );
+        assert_eq!(
+            code("ssh: connect to host 10.0.0.1 port 22: Connection timed out"),
+            ErrorCode::SshUnreachable
+        );
+        assert_eq!(
+            code("dev@box: Permission denied (publickey)."),
+            ErrorCode::SshAuthFailed
+        );
         assert_eq!(code("No ED25519 host key is known for [box]:2222 and you have requested strict checking.\r\nHost key verification failed."), ErrorCode::SshHostKey);
         let changed = "@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@\nHost key verification failed.";
         let err = classify(&SshTarget::parse("dev@box:2222").unwrap(), changed);

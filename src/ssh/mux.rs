@@ -59,7 +59,10 @@ fn read_packet(stream: &mut UnixStream) -> io::Result<Vec<u8>> {
     stream.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > 256 * 1024 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized mux packet"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "oversized mux packet",
+        ));
     }
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body)?;
@@ -107,14 +110,22 @@ pub fn alive(control: &Path) -> io::Result<u32> {
     match u32_at(&reply, 0) {
         Some(MUX_S_ALIVE) => u32_at(&reply, 8)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short alive reply")),
-        _ => Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected alive reply")),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unexpected alive reply",
+        )),
     }
 }
 
 /// Asks the master to connect `host:port` on the remote and pipe it to `fd`
 /// (both directions). Returns the control connection, which must stay open
 /// as long as the forwarded connection lives: the master ties the two.
-pub fn stdio_forward(control: &Path, host: &str, port: u16, fd: RawFd) -> Result<UnixStream, MuxError> {
+pub fn stdio_forward(
+    control: &Path,
+    host: &str,
+    port: u16,
+    fd: RawFd,
+) -> Result<UnixStream, MuxError> {
     let mut stream = connect(control).map_err(MuxError::Master)?;
     let mut req = Vec::with_capacity(32 + host.len());
     req.extend_from_slice(&MUX_C_NEW_STDIO_FWD.to_be_bytes());

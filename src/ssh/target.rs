@@ -27,10 +27,9 @@ impl SshTarget {
         if rest.is_empty() {
             return Err(bad("it is empty"));
         }
-        if rest
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '\\' | '`' | '$' | ';'))
-        {
+        if rest.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '\\' | '`' | '$' | ';')
+        }) {
             return Err(bad("it holds spaces or shell characters"));
         }
         let (user, hostport) = match rest.rsplit_once('@') {
@@ -44,7 +43,10 @@ impl SshTarget {
                 .ok_or_else(|| bad("an IPv6 address needs its closing ]"))?;
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| bad("expected :port after ]"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected :port after ]"))?,
+                ),
             };
             (addr, port)
         } else {
@@ -143,8 +145,20 @@ mod tests {
     #[test]
     fn rejects_what_could_become_an_option_or_a_shell_word() {
         for bad in [
-            "", "ssh://", "-oProxyCommand=x", "u@-host", "a b", "host:0", "host:99999",
-            "host:port", "::1", "@host", "h;rm", "[::1", "[::1]x", "$(x)",
+            "",
+            "ssh://",
+            "-oProxyCommand=x",
+            "u@-host",
+            "a b",
+            "host:0",
+            "host:99999",
+            "host:port",
+            "::1",
+            "@host",
+            "h;rm",
+            "[::1",
+            "[::1]x",
+            "$(x)",
         ] {
             assert!(SshTarget::parse(bad).is_err(), "{bad:?} was accepted");
         }

@@ -96,6 +96,8 @@ pub struct TestRepo {
     pub base: PathBuf,
     pub main: PathBuf,
     home: PathBuf,
+    /// Variables every command of this repo gets (e.g. the SSH set-up).
+    extra_env: std::sync::Mutex<Vec<(String, String)>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -114,6 +116,7 @@ impl TestRepo {
             main: base.join("main"),
             base,
             home,
+            extra_env: Default::default(),
             _tmp: tmp,
         };
         repo.jj_in(&repo.base, &["git", "init", "main"]).success();
@@ -140,6 +143,31 @@ impl TestRepo {
         if let Some(h) = std::env::var_os("DOCKER_HOST") {
             cmd.env("DOCKER_HOST", h);
         }
+        for (k, v) in self.extra_env.lock().unwrap().iter() {
+            cmd.env(k, v);
+        }
+    }
+
+    /// Sets a variable for every later command of this repo.
+    pub fn set_env(&self, key: &str, value: impl Into<String>) {
+        let mut env = self.extra_env.lock().unwrap();
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_string(), value.into()));
+    }
+
+    /// Where this repo's commands keep runtime files (the SSH sockets).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.base.join("run")
+    }
+
+    /// Points the repo's commands at `sshd` and a runtime dir of their own.
+    pub fn use_sshd(&self, sshd: &Sshd) {
+        let run = self.runtime_dir();
+        std::fs::create_dir_all(&run).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+        self.set_env("XDG_RUNTIME_DIR", run.display().to_string());
+        self.set_env("AETHER_SSH_CONFIG", sshd.ssh_config.display().to_string());
     }
 
     pub fn jj_in(&self, dir: &Path, args: &[&str]) -> Run {
@@ -497,4 +525,178 @@ pub fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// A real OpenSSH server on 127.0.0.1 at a free, non-default port, with a
+/// host key and a client key made for this test only. Docker is "remote"
+/// behind it: the same engine, reached only through SSH.
+pub struct Sshd {
+    pub port: u16,
+    pub dir: PathBuf,
+    pub user: String,
+    /// A client config that trusts this server and offers its key.
+    pub ssh_config: PathBuf,
+    child: std::process::Child,
+    _tmp: tempfile::TempDir,
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "aether-test", "-f"])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ssh-keygen failed");
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sshd {
+    pub fn start() -> Sshd {
+        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("remote tests need OpenSSH's sshd (apt-get install openssh-server)");
+        let tmp = tempfile::Builder::new()
+            .prefix("aether-sshd-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        keygen(&dir.join("host_key"));
+        keygen(&dir.join("client_key"));
+        keygen(&dir.join("stranger_key"));
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
+        // sshd's privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        for attempt in 0..5 {
+            let port = free_port();
+            std::fs::write(
+                dir.join("sshd_config"),
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+                     UsePAM no\nStrictModes no\nPidFile none\nAllowTcpForwarding yes\nAllowStreamLocalForwarding yes\n\
+                     MaxSessions 100\nMaxStartups 100\n",
+                    d = dir.display()
+                ),
+            )
+            .unwrap();
+            let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+            std::fs::write(
+                dir.join("known_hosts"),
+                format!("[127.0.0.1]:{port} {host_pub}"),
+            )
+            .unwrap();
+            let ssh_config = dir.join("ssh_config");
+            std::fs::write(
+                &ssh_config,
+                Self::client_config(&dir, "client_key", "known_hosts"),
+            )
+            .unwrap();
+            let mut child = Command::new(sshd)
+                .args(["-D", "-e", "-f"])
+                .arg(dir.join("sshd_config"))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+                .spawn()
+                .unwrap();
+            let up = (0..100).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                listening(port)
+            });
+            if up && child.try_wait().unwrap().is_none() {
+                return Sshd {
+                    port,
+                    dir,
+                    user,
+                    ssh_config,
+                    child,
+                    _tmp: tmp,
+                };
+            }
+            // Another process took the port first: pick again.
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("sshd did not start on port {port} (attempt {attempt})");
+        }
+        panic!(
+            "sshd would not start: {}",
+            std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+        )
+    }
+
+    fn client_config(dir: &Path, key: &str, known_hosts: &str) -> String {
+        format!(
+            "Host *\n  IdentityFile {d}/{key}\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile {d}/{known_hosts}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n",
+            d = dir.display()
+        )
+    }
+
+    /// A client config offering another key, or trusting other host keys.
+    pub fn variant_config(&self, name: &str, key: &str, known_hosts_text: &str) -> PathBuf {
+        let kh = format!("known_hosts_{name}");
+        std::fs::write(self.dir.join(&kh), known_hosts_text).unwrap();
+        let path = self.dir.join(format!("ssh_config_{name}"));
+        std::fs::write(&path, Self::client_config(&self.dir, key, &kh)).unwrap();
+        path
+    }
+
+    /// `user@127.0.0.1:port`, as aether.toml's `host`.
+    pub fn host(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.user, self.port)
+    }
+
+    pub fn backend_toml(&self, extra: &str) -> String {
+        format!(
+            "[backend]\nkind = \"docker-ssh\"\nhost = \"{}\"\n{extra}\n",
+            self.host()
+        )
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Processes whose command line mentions `needle` (e.g. a runtime dir).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(needle) {
+            found.push(format!("{}: {text}", entry.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+pub fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }

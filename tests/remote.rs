@@ -1,0 +1,380 @@
+//! The remote backend: Docker reached only through a real OpenSSH server on
+//! loopback (test-only keys, a non-default port), with real curl and psql.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn remote_repo(sshd: &Sshd, services: &str, backend_extra: &str) -> TestRepo {
+    let repo = TestRepo::new(Some(&format!(
+        "{}\n{services}",
+        sshd.backend_toml(backend_extra)
+    )));
+    repo.use_sshd(sshd);
+    repo
+}
+
+fn env_port(root: &Path, var: &str) -> u16 {
+    dotenv(&root.join(".env"))[var].parse().unwrap()
+}
+
+/// The SSH processes of this repo's runtime dir: the master, at most.
+fn ssh_processes(repo: &TestRepo) -> Vec<String> {
+    processes_mentioning(&repo.runtime_dir().display().to_string())
+        .into_iter()
+        .filter(|p| p.contains("ssh "))
+        .collect()
+}
+
+#[test]
+fn remote_environment_is_reached_only_through_forwards() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let repo = remote_repo(
+        &sshd,
+        &format!("{}\n{}", busybox_web(""), postgres_db()),
+        "",
+    );
+
+    let added = repo.add("feat");
+    assert_eq!(added["backend"], "docker-remote");
+    assert_eq!(added["remote_host"], format!("ssh://{}", sshd.host()));
+    let web = &added["resources"]["web"];
+    let local = web["external_port"].as_u64().unwrap() as u16;
+    let remote = web["remote_port"].as_u64().unwrap() as u16;
+    assert_ne!(
+        local, remote,
+        "the local port is reserved here, the remote one is the engine's"
+    );
+    assert_eq!(web["host"], "127.0.0.1");
+
+    // `.env` is the same shape as locally: 127.0.0.1 and the local port.
+    let ws = repo.ws("feat");
+    let vars = dotenv(&ws.join(".env"));
+    assert_eq!(vars["WEB_HOST"], "127.0.0.1");
+    assert_eq!(env_port(&ws, "WEB_PORT"), local);
+    assert!(vars["DATABASE_URL"].starts_with("postgres://postgres:pass@127.0.0.1:"));
+
+    // Outside `ajj run` nothing listens on the local ports...
+    assert!(!listening(local), "the local port answers outside ajj run");
+    // ...inside, curl and psql reach the remote services through them.
+    let run = repo
+        .ajj_in(
+            &ws,
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "curl -sf -o /dev/null -w '%{http_code}' \"$WEB_URL\" && psql \"$DATABASE_URL\" -tAc 'select 40 + 2' && exit 7",
+            ],
+        );
+    assert_eq!(
+        run.status.code(),
+        Some(7),
+        "exit code passes through: {}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stdout.trim(),
+        "20042",
+        "curl then psql answered: {}",
+        run.stderr
+    );
+    assert!(!listening(local), "the forward outlived ajj run");
+
+    // Status reports the remote host and both ports.
+    let status = repo.ajj_in(&ws, &["status", "--json"]).success().json();
+    assert_eq!(status["backend"], "docker-remote");
+    assert_eq!(status["remote_host"], added["remote_host"]);
+    assert_eq!(status["resources"]["web"]["external_port"], local);
+    assert_eq!(status["resources"]["web"]["remote_port"], remote);
+    assert_eq!(status["resources"]["db"]["state"], "running");
+
+    // `ajj tunnel` holds the forwards until it is told to stop.
+    let mut tunnel = repo
+        .ajj_cmd(&ws, &["tunnel", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(tunnel.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let opened: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(opened["forwards"].as_array().unwrap().len(), 2);
+    assert!(curl(&format!("http://127.0.0.1:{local}/")).is_some());
+    Command::new("kill")
+        .args(["-INT", &tunnel.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(tunnel.wait().unwrap().success(), "tunnel exits 0 on SIGINT");
+    assert!(!listening(local));
+
+    // Forget removes everything on the remote and frees the reservations.
+    repo.ajj(&["workspace", "forget", "feat", "--json"])
+        .success();
+    for kind in ["container", "volume", "network"] {
+        assert_eq!(
+            repo.docker_names(kind, "label=dev.aether.workspace=feat"),
+            Vec::<String>::new()
+        );
+    }
+    let ledger =
+        std::fs::read_to_string(repo.base.join("home/.local/state/aether/local-ports.json"))
+            .unwrap();
+    assert_eq!(ledger.trim(), "{}", "reservations are released");
+}
+
+#[test]
+fn kill_9_of_run_leaves_no_forward_and_the_master_exits_when_idle() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let repo = remote_repo(&sshd, &busybox_web(""), "persist = \"2s\"");
+    repo.add("feat");
+    let ws = repo.ws("feat");
+    let local = env_port(&ws, "WEB_PORT");
+
+    let mut run = repo
+        .ajj_cmd(&ws, &["run", "--", "sleep", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the forward listens", 10, || listening(local));
+    assert!(curl(&format!("http://127.0.0.1:{local}/")).is_some());
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    // The listener was ajj's own socket: gone with it, not a moment later.
+    assert!(!listening(local), "a forward outlived kill -9");
+    let _ = Command::new("pkill").args(["-f", "^sleep 60$"]).status();
+
+    let left = ssh_processes(&repo);
+    assert!(left.len() <= 1, "only the master may remain: {left:#?}");
+    assert!(
+        left.iter().all(|p| p.contains(" -M ")),
+        "not a master: {left:#?}"
+    );
+    // The master goes by itself once idle (persist = 2s).
+    eventually("the idle master exits", 15, || {
+        ssh_processes(&repo).is_empty()
+    });
+
+    // The next command starts a new master and works again.
+    let run = repo.ajj_in(
+        &ws,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "curl -sf -o /dev/null \"$WEB_URL\"",
+        ],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+}
+
+#[test]
+fn master_dying_mid_command_is_reported() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let repo = remote_repo(&sshd, &busybox_web(""), "");
+    repo.add("feat");
+    let ws = repo.ws("feat");
+    let local = env_port(&ws, "WEB_PORT");
+
+    let run = repo
+        .ajj_cmd(&ws, &["run", "--", "sleep", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the forward listens", 10, || listening(local));
+    let master = ssh_processes(&repo);
+    assert_eq!(master.len(), 1, "{master:#?}");
+    let pid = master[0].split(':').next().unwrap();
+    Command::new("kill").arg(pid).status().unwrap();
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[SSH_MASTER_DIED]"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(
+        !out.status.success(),
+        "a run without its services must not look clean"
+    );
+    assert!(!listening(local));
+}
+
+#[test]
+fn local_port_busy_fails_before_the_command_runs() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let repo = remote_repo(&sshd, &busybox_web(""), "");
+    repo.add("feat");
+    let ws = repo.ws("feat");
+    let local = env_port(&ws, "WEB_PORT");
+
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", local)).unwrap();
+    let marker = repo.base.join("ran");
+    let run = repo.ajj_in(&ws, &["run", "--", "touch", marker.to_str().unwrap()]);
+    assert!(!run.status.success());
+    assert!(
+        run.stderr.contains("error[LOCAL_PORT_BUSY]"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    assert!(!marker.exists(), "the command ran without its forwards");
+    drop(squatter);
+    let run = repo.ajj_in(&ws, &["run", "--", "touch", marker.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(marker.exists());
+}
+
+/// Each SSH failure has its code and hint, and leaves no jj workspace behind.
+#[test]
+fn ssh_failures_have_stable_codes() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let host_pub = std::fs::read_to_string(sshd.dir.join("host_key.pub")).unwrap();
+    let stranger_pub = std::fs::read_to_string(sshd.dir.join("stranger_key.pub")).unwrap();
+    let trusted = format!("[127.0.0.1]:{} {host_pub}", sshd.port);
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        // (case, ssh config, backend table extra/override, expected code)
+        (
+            "unreachable",
+            sshd.ssh_config.display().to_string(),
+            format!(
+                "[backend]\nkind = \"docker-ssh\"\nhost = \"{}@127.0.0.1:{}\"\n",
+                sshd.user,
+                free_port()
+            ),
+            "SSH_UNREACHABLE",
+        ),
+        (
+            "auth",
+            sshd.variant_config("auth", "stranger_key", &trusted)
+                .display()
+                .to_string(),
+            sshd.backend_toml(""),
+            "SSH_AUTH_FAILED",
+        ),
+        (
+            "unknown-key",
+            sshd.variant_config("unknown", "client_key", "")
+                .display()
+                .to_string(),
+            sshd.backend_toml(""),
+            "SSH_HOST_KEY",
+        ),
+        (
+            "changed-key",
+            sshd.variant_config(
+                "changed",
+                "client_key",
+                &format!("[127.0.0.1]:{} {stranger_pub}", sshd.port),
+            )
+            .display()
+            .to_string(),
+            sshd.backend_toml(""),
+            "SSH_HOST_KEY",
+        ),
+        (
+            "no-docker",
+            sshd.ssh_config.display().to_string(),
+            sshd.backend_toml("docker_socket = \"/nonexistent/docker.sock\""),
+            "REMOTE_DOCKER_UNAVAILABLE",
+        ),
+    ];
+    for (case, config, backend, code) in cases {
+        let repo = TestRepo::new(Some(&format!("{backend}\n{}", busybox_web(""))));
+        repo.use_sshd(&sshd);
+        repo.set_env("AETHER_SSH_CONFIG", config);
+        let out = repo.ajj(&["workspace", "add", "../x", "--json"]).failure();
+        assert_eq!(out.error_code(), code, "{case}: {}", out.stdout);
+        let err = &out.json()["error"];
+        assert!(
+            err["hint"].as_str().is_some_and(|h| !h.is_empty()),
+            "{case}: no hint"
+        );
+        assert_eq!(repo.workspace_names(), ["default"], "{case}: jj changed");
+        assert!(!repo.ws("x").exists(), "{case}: a directory was left");
+        if case == "changed-key" {
+            assert!(
+                err["message"].as_str().unwrap().contains("changed"),
+                "{err}"
+            );
+        }
+        // The same, as text on stderr, for `ajj status`.
+        let status = repo.ajj(&["status"]).failure();
+        assert!(
+            status.stderr.contains(&format!("error[{code}]")),
+            "{case}: {}",
+            status.stderr
+        );
+    }
+}
+
+/// `--backend` chooses per command; an environment made on one backend is
+/// never mistaken for missing by a command aimed at the other.
+#[test]
+fn backend_override_and_mismatch() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let repo = TestRepo::new(Some(&busybox_web("")));
+    repo.use_sshd(&sshd);
+    let remote = format!("ssh://{}", sshd.host());
+    let added = repo
+        .ajj(&[
+            "--backend",
+            &remote,
+            "workspace",
+            "add",
+            "../feat",
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(added["backend"], "docker-remote");
+    let ws = repo.ws("feat");
+    // `ajj run` and `status` find the backend recorded for the workspace.
+    let run = repo.ajj_in(
+        &ws,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "curl -sf -o /dev/null \"$WEB_URL\"",
+        ],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(
+        repo.ajj_in(&ws, &["status", "--json"]).success().json()["backend"],
+        "docker-remote"
+    );
+    // A local pass refuses it rather than provisioning a second copy.
+    let pass = repo.ajj(&["reconcile", "--json"]).failure().json();
+    let text = pass.to_string();
+    assert!(text.contains("BACKEND_MISMATCH"), "{text}");
+    assert_eq!(
+        repo.docker_names("container", "label=dev.aether.workspace=feat")
+            .len(),
+        1
+    );
+    // Forget goes to where the environment is.
+    repo.ajj(&["workspace", "forget", "feat"]).success();
+    assert!(repo
+        .docker_names("container", "label=dev.aether.workspace=feat")
+        .is_empty());
+    // A bad override is a usage error.
+    let bad = repo
+        .ajj(&["--backend", "nowhere", "status", "--json"])
+        .failure();
+    assert_eq!(bad.error_code(), "USAGE");
+    assert_eq!(bad.status.code(), Some(2));
+}
