@@ -668,6 +668,62 @@ REDIS_UI = "http://{cache.host}:{cache.port.8001}/{workspace}"
     }
 
     #[test]
+    fn backend_table() {
+        let remote = parse_str(
+            "[backend]\nkind = \"docker-ssh\"\nhost = \"dev@box:2222\"\npersist = \"30s\"\n",
+        )
+        .unwrap();
+        match remote.backend.unwrap() {
+            BackendSpec::Ssh {
+                target,
+                docker_socket,
+                persist,
+            } => {
+                assert_eq!(target.to_string(), "ssh://dev@box:2222");
+                assert_eq!(docker_socket, DEFAULT_DOCKER_SOCKET);
+                assert_eq!(persist, Some(Duration::from_secs(30)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse_str("[backend]\nkind = \"docker\"\n").unwrap().backend,
+            Some(BackendSpec::Local)
+        );
+        for (text, key) in [
+            ("[backend]\nkind = \"k8s\"\n", "backend.kind"),
+            ("[backend]\nkind = \"docker-ssh\"\n", "backend.host"),
+            (
+                "[backend]\nkind = \"docker\"\nhost = \"box\"\n",
+                "backend.host",
+            ),
+            (
+                "[backend]\nkind = \"docker-ssh\"\nhost = \"-oProxyCommand=x\"\n",
+                "backend.host",
+            ),
+            (
+                "[backend]\nkind = \"docker-ssh\"\nhost = \"box\"\ndocker_socket = \"/x;y\"\n",
+                "backend.docker_socket",
+            ),
+            (
+                "[backend]\nkind = \"docker-ssh\"\nhost = \"box\"\npersist = \"soon\"\n",
+                "backend.persist",
+            ),
+            (
+                "[backend]\nkind = \"docker-ssh\"\nhost = \"box\"\nport = 22\n",
+                "backend",
+            ),
+        ] {
+            let e = err(text);
+            assert_eq!(e.code, ErrorCode::ConfigInvalid, "{text}");
+            assert!(
+                e.details["key"].as_str().unwrap().starts_with(key),
+                "{text}: {}",
+                e.details
+            );
+        }
+    }
+
+    #[test]
     fn empty_file_is_valid() {
         assert!(parse_str("").unwrap().services.is_empty());
     }

@@ -24,7 +24,10 @@ fn env_port(root: &Path, var: &str) -> u16 {
 fn ssh_processes(repo: &TestRepo) -> Vec<String> {
     processes_mentioning(&repo.runtime_dir().display().to_string())
         .into_iter()
-        .filter(|p| p.contains("ssh "))
+        .filter(|p| {
+            p.split_once(": ")
+                .is_some_and(|(_, cmd)| cmd.starts_with("ssh "))
+        })
         .collect()
 }
 
@@ -135,6 +138,8 @@ fn kill_9_of_run_leaves_no_forward_and_the_master_exits_when_idle() {
     let Some(()) = env() else { return };
     let sshd = Sshd::start();
     let repo = remote_repo(&sshd, &busybox_web(""), "persist = \"2s\"");
+    // aether.toml's `persist` decides, not the suite's default.
+    repo.set_env("AETHER_SSH_PERSIST", "");
     repo.add("feat");
     let ws = repo.ws("feat");
     let local = env_port(&ws, "WEB_PORT");

@@ -168,6 +168,8 @@ impl TestRepo {
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
         self.set_env("XDG_RUNTIME_DIR", run.display().to_string());
         self.set_env("AETHER_SSH_CONFIG", sshd.ssh_config.display().to_string());
+        // Masters left by a test go soon after it, not minutes later.
+        self.set_env("AETHER_SSH_PERSIST", "3s");
     }
 
     pub fn jj_in(&self, dir: &Path, args: &[&str]) -> Run {
