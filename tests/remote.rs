@@ -215,13 +215,43 @@ fn master_dying_mid_command_is_reported() {
 }
 
 #[test]
-fn local_port_busy_fails_before_the_command_runs() {
+fn runs_share_forwards_and_a_busy_local_port_fails_before_the_command_runs() {
     let Some(()) = env() else { return };
     let sshd = Sshd::start();
     let repo = remote_repo(&sshd, &busybox_web(""), "");
     repo.add("feat");
     let ws = repo.ws("feat");
     let local = env_port(&ws, "WEB_PORT");
+
+    // Two `ajj run` in one workspace share the forwards, and either may end first.
+    let long = repo
+        .ajj_cmd(&ws, &["run", "--", "sleep", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the first run forwards", 10, || listening(local));
+    let short = repo.ajj_in(
+        &ws,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "curl -sf -o /dev/null \"$WEB_URL\"",
+        ],
+    );
+    assert!(
+        short.status.success(),
+        "a second run in the workspace: {}",
+        short.stderr
+    );
+    assert!(
+        curl(&format!("http://127.0.0.1:{local}/")).is_some(),
+        "the first run's forward went with the second"
+    );
+    assert!(long.wait_with_output().unwrap().status.success());
+    assert!(!listening(local));
 
     let squatter = std::net::TcpListener::bind(("127.0.0.1", local)).unwrap();
     let marker = repo.base.join("ran");

@@ -63,6 +63,10 @@ pub fn open(
     if spec == BackendSpec::Local {
         return Ok(None);
     }
+    // No services, nothing to forward: no reason to reach the host at all.
+    if crate::config::load_from_root(root).is_ok_and(|c| c.services.is_empty()) {
+        return Ok(None);
+    }
     let (containers, master) = commands::block_on(async {
         let backend = commands::connect(ctx, &spec).await?;
         let containers = backend.containers_at(root).await?;
