@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 fn remote_repo(sshd: &Sshd, services: &str, backend_extra: &str) -> TestRepo {
@@ -14,6 +14,40 @@ fn remote_repo(sshd: &Sshd, services: &str, backend_extra: &str) -> TestRepo {
     )));
     repo.use_sshd(sshd);
     repo
+}
+
+/// A remote repo with one busybox workspace `feat`: the repo, the
+/// workspace's root and the web service's local port.
+fn one_remote_workspace(
+    sshd: &Sshd,
+    backend_extra: &str,
+    env: &[(&str, &str)],
+) -> (TestRepo, PathBuf, u16) {
+    let repo = remote_repo(sshd, &busybox_web(""), backend_extra);
+    for (k, v) in env {
+        repo.set_env(k, *v);
+    }
+    repo.add("feat");
+    let ws = repo.ws("feat");
+    let local = env_port(&ws, "WEB_PORT");
+    (repo, ws, local)
+}
+
+/// `ajj run -- <args>` in `ws`, running in the background.
+fn spawn_run(
+    repo: &TestRepo,
+    ws: &Path,
+    args: &[&str],
+    out: Stdio,
+    err: Stdio,
+) -> std::process::Child {
+    let mut all = vec!["run", "--"];
+    all.extend_from_slice(args);
+    repo.ajj_cmd(ws, &all)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap()
 }
 
 fn env_port(root: &Path, var: &str) -> u16 {
@@ -137,19 +171,10 @@ fn remote_environment_is_reached_only_through_forwards() {
 fn kill_9_of_run_leaves_no_forward_and_the_master_exits_when_idle() {
     let Some(()) = env() else { return };
     let sshd = Sshd::start();
-    let repo = remote_repo(&sshd, &busybox_web(""), "persist = \"2s\"");
     // aether.toml's `persist` decides, not the suite's default.
-    repo.set_env("AETHER_SSH_PERSIST", "");
-    repo.add("feat");
-    let ws = repo.ws("feat");
-    let local = env_port(&ws, "WEB_PORT");
-
-    let mut run = repo
-        .ajj_cmd(&ws, &["run", "--", "sleep", "60"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (repo, ws, local) =
+        one_remote_workspace(&sshd, "persist = \"2s\"", &[("AETHER_SSH_PERSIST", "")]);
+    let mut run = spawn_run(&repo, &ws, &["sleep", "60"], Stdio::null(), Stdio::null());
     eventually("the forward listens", 10, || listening(local));
     assert!(curl(&format!("http://127.0.0.1:{local}/")).is_some());
     run.kill().unwrap(); // SIGKILL
@@ -187,17 +212,8 @@ fn kill_9_of_run_leaves_no_forward_and_the_master_exits_when_idle() {
 fn master_dying_mid_command_is_reported() {
     let Some(()) = env() else { return };
     let sshd = Sshd::start();
-    let repo = remote_repo(&sshd, &busybox_web(""), "");
-    repo.add("feat");
-    let ws = repo.ws("feat");
-    let local = env_port(&ws, "WEB_PORT");
-
-    let run = repo
-        .ajj_cmd(&ws, &["run", "--", "sleep", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (repo, ws, local) = one_remote_workspace(&sshd, "", &[]);
+    let run = spawn_run(&repo, &ws, &["sleep", "3"], Stdio::piped(), Stdio::piped());
     eventually("the forward listens", 10, || listening(local));
     let master = ssh_processes(&repo);
     assert_eq!(master.len(), 1, "{master:#?}");
@@ -218,18 +234,10 @@ fn master_dying_mid_command_is_reported() {
 fn runs_share_forwards_and_a_busy_local_port_fails_before_the_command_runs() {
     let Some(()) = env() else { return };
     let sshd = Sshd::start();
-    let repo = remote_repo(&sshd, &busybox_web(""), "");
-    repo.add("feat");
-    let ws = repo.ws("feat");
-    let local = env_port(&ws, "WEB_PORT");
+    let (repo, ws, local) = one_remote_workspace(&sshd, "", &[]);
 
     // Two `ajj run` in one workspace share the forwards, and either may end first.
-    let long = repo
-        .ajj_cmd(&ws, &["run", "--", "sleep", "3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let long = spawn_run(&repo, &ws, &["sleep", "3"], Stdio::null(), Stdio::null());
     eventually("the first run forwards", 10, || listening(local));
     let short = repo.ajj_in(
         &ws,
@@ -253,7 +261,12 @@ fn runs_share_forwards_and_a_busy_local_port_fails_before_the_command_runs() {
     assert!(long.wait_with_output().unwrap().status.success());
     assert!(!listening(local));
 
-    let squatter = std::net::TcpListener::bind(("127.0.0.1", local)).unwrap();
+    // Closing connections may hold the port a moment; then a foreign listener takes it.
+    let mut squatter = None;
+    eventually("the port is free for a squatter", 10, || {
+        squatter = std::net::TcpListener::bind(("127.0.0.1", local)).ok();
+        squatter.is_some()
+    });
     let marker = repo.base.join("ran");
     let run = repo.ajj_in(&ws, &["run", "--", "touch", marker.to_str().unwrap()]);
     assert!(!run.status.success());

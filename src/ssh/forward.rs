@@ -38,6 +38,9 @@ pub struct Forwarder {
 
 fn bind(port: u16) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    // The master closes forwarded connections from this side, leaving them
+    // in TIME_WAIT on the port; the next run must still be able to bind.
+    socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
     socket.listen(128)?;
