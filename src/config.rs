@@ -442,6 +442,20 @@ fn validate(raw: RawConfig, loc: &Located) -> Result<Config> {
             DEFAULT_STOP_TIMEOUT,
         )?;
 
+        let mut container_env = BTreeMap::new();
+        for (k, v) in svc.env {
+            let v = v.into_string();
+            // The engine takes `K=V` strings: a key with `=` or either with a
+            // NUL would fail only at container creation, far from the typo.
+            if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+                return Err(loc.error(
+                    Some(name_span.clone()),
+                    &format!("{key}.env.{k}"),
+                    "container variable names must be non-empty without '=' or NUL, and values without NUL",
+                ));
+            }
+            container_env.insert(k, v);
+        }
         services.insert(
             name.clone(),
             Service {
@@ -449,11 +463,7 @@ fn validate(raw: RawConfig, loc: &Located) -> Result<Config> {
                 spec: ServiceSpec {
                     image,
                     ports,
-                    env: svc
-                        .env
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_string()))
-                        .collect(),
+                    env: container_env,
                     command,
                     volumes,
                     healthcheck,
@@ -838,10 +848,86 @@ mod fuzz {
         "= \n",
         "[[services]]\n",
         "\"\n",
+        "[backend]\n",
+        "kind = \"docker-ssh\"\n",
+        "host = \"u@h:22\"\n",
+        "docker_socket = \"/x.sock\"\n",
     ];
+
+    /// tests/corpus/config: hand-picked inputs (valid, broken, hostile),
+    /// kept in the repo and used as seeds below.
+    fn corpus_files() -> Vec<(String, Vec<u8>)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/config");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the corpus is in the repo")
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| {
+                (
+                    f.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(f).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn corpus() -> Vec<Vec<u8>> {
+        corpus_files().into_iter().map(|(_, b)| b).collect()
+    }
+
+    fn load_bytes(bytes: &[u8]) -> Result<Config> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => parse(text, Path::new("aether.toml")),
+            Err(_) => Err(CommandError::new(ErrorCode::ConfigInvalid, "not UTF-8")),
+        }
+    }
+
+    #[test]
+    fn every_corpus_file_parses_or_names_its_error() {
+        let corpus = corpus_files();
+        assert!(corpus.len() >= 15, "the corpus lost files");
+        let mut valid = Vec::new();
+        for (name, bytes) in &corpus {
+            match load_bytes(bytes) {
+                Ok(_) => valid.push(name.as_str()),
+                Err(e) => assert_eq!(e.code, ErrorCode::ConfigInvalid, "{name}: {e}"),
+            }
+        }
+        assert_eq!(
+            valid,
+            [
+                "empty.toml",
+                "example.toml",
+                "full.toml",
+                "long-line.toml",
+                "remote.toml"
+            ]
+        );
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+        /// Corpus files with random bytes overwritten, inserted or cut never
+        /// panic the loader.
+        #[test]
+        fn mutated_corpus_never_panics(pick in any::<prop::sample::Index>(), edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8)) {
+            let corpus = corpus();
+            let mut bytes = corpus[pick.index(corpus.len())].clone();
+            for (at, byte, op) in edits {
+                let i = at.index(bytes.len() + 1);
+                match op {
+                    0 if i < bytes.len() => bytes[i] = byte,
+                    1 => bytes.insert(i, byte),
+                    _ if i < bytes.len() => { bytes.remove(i); }
+                    _ => bytes.push(byte),
+                }
+            }
+            let _ = load_bytes(&bytes);
+        }
 
         /// Arbitrary bytes never panic the loader; they parse or name an error position.
         #[test]

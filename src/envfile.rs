@@ -260,8 +260,63 @@ mod fuzz {
         ]
     }
 
+    /// tests/corpus/env: damaged and hand-edited `.env` files, kept in the repo.
+    fn corpus() -> Vec<Vec<u8>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/env");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the corpus is in the repo")
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+    }
+
+    /// Splicing a block into `bytes` keeps every user line before the first
+    /// marker, leaves one block, and reads back (or fails cleanly).
+    fn check(bytes: &[u8]) -> std::result::Result<(), TestCaseError> {
+        let text = String::from_utf8_lossy(bytes);
+        let block =
+            render_block(&BTreeMap::from([("DB_PORT".to_string(), "1".to_string())])).unwrap();
+        // Markers are whole lines; the same text inside a user line is the user's.
+        let markers =
+            |t: &str, m: &str| t.lines().filter(|l| l.trim_end_matches('\r') == m).count();
+        let once = splice(&text, Some(&block));
+        prop_assert_eq!(markers(&once, BEGIN), 1);
+        prop_assert_eq!(markers(&once, END), 1);
+        prop_assert_eq!(&splice(&once, Some(&block)), &once);
+        let cleared = splice(&once, None);
+        prop_assert_eq!(markers(&cleared, BEGIN) + markers(&cleared, END), 0);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), bytes).unwrap();
+        let _ = read_all(dir.path());
+        std::fs::write(dir.path().join(FILE_NAME), once.as_bytes()).unwrap();
+        let _ = read_all(dir.path());
+        Ok(())
+    }
+
+    #[test]
+    fn every_corpus_file_splices_and_reads() {
+        let corpus = corpus();
+        assert!(corpus.len() >= 9, "the corpus lost files");
+        for bytes in &corpus {
+            check(bytes).unwrap();
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+        /// Corpus files with random bytes changed keep the same guarantees.
+        #[test]
+        fn mutated_corpus_keeps_the_guarantees(pick in any::<prop::sample::Index>(), edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let corpus = corpus();
+            let mut bytes = corpus[pick.index(corpus.len())].clone();
+            for (at, byte) in edits {
+                let i = at.index(bytes.len() + 1);
+                if i < bytes.len() { bytes[i] = byte } else { bytes.push(byte) }
+            }
+            check(&bytes)?;
+        }
 
         /// Whatever the file held, splicing is idempotent, leaves exactly one
         /// block, and never drops a user line that is outside any block.

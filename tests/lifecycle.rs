@@ -353,10 +353,11 @@ fn sticky_port_survives_a_stop_and_a_stolen_port_is_replaced() {
 }
 
 #[test]
-fn eight_parallel_adds_give_eight_distinct_environments() {
+fn sixteen_concurrent_adds_give_sixteen_distinct_environments() {
     let Some(()) = env() else { return };
+    const N: usize = 16;
     let repo = TestRepo::new(Some(&busybox_web("")));
-    let children: Vec<_> = (0..8)
+    let children: Vec<_> = (0..N)
         .map(|i| {
             let mut cmd = repo.ajj_cmd(
                 &repo.main,
@@ -383,7 +384,7 @@ fn eight_parallel_adds_give_eight_distinct_environments() {
             json["resources"]["web"]["external_port"].to_string()
         );
     }
-    assert_eq!(ports.len(), 8, "every service got its own port: {ports:?}");
+    assert_eq!(ports.len(), N, "every service got its own port: {ports:?}");
     for p in &ports {
         assert!(
             curl(&format!("http://127.0.0.1:{p}/")).is_some(),
@@ -391,10 +392,16 @@ fn eight_parallel_adds_give_eight_distinct_environments() {
         );
     }
     let containers = repo.docker_names("container", "label=dev.aether.service=web");
-    assert_eq!(containers.len(), 8, "{containers:?}");
+    assert_eq!(containers.len(), N, "{containers:?}");
     let mut names = repo.workspace_names();
     names.sort();
-    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names.len(), N + 1, "{names:?}");
+    // Consistent afterwards: a pass finds nothing to do for them (the
+    // default workspace was never provisioned, so it gets its environment).
+    let pass = repo.ajj(&["reconcile", "--json"]).success().json();
+    for i in 0..N {
+        assert!(actions_for(&pass, &format!("p{i}")).is_empty(), "{pass}");
+    }
 }
 
 #[test]
