@@ -533,3 +533,36 @@ fn reconcile_collects_a_deleted_workspace_directory_and_skips_broken_configs() {
     // The broken workspace keeps its running service: a typo never costs data.
     assert_eq!(repo.docker_names("container", &ws("broken")).len(), 1);
 }
+
+/// `AETHER_NETWORK_POOL`: each workspace network gets a free /24 of it,
+/// skipping ranges other networks hold; a full pool is a clear error.
+#[test]
+fn network_pool_gives_each_workspace_a_free_subnet() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(Some(&busybox_web("")));
+    // A /23 holds two /24s; a foreign network takes one of them.
+    let base = 200 + (std::process::id() % 50) as u8;
+    let pool = format!("10.{base}.0.0/23");
+    let foreign = format!("foreign-net-{}", std::process::id());
+    let made = Command::new("docker")
+        .args(["network", "create", "--subnet", &format!("10.{base}.1.0/24")])
+        .args(["--label", &format!("{TEST_LABEL}={}", std::process::id()), &foreign])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    repo.set_env("AETHER_NETWORK_POOL", &pool);
+
+    let added = repo.add("a");
+    assert_eq!(added["resources"]["web"]["state"], "running");
+    let net = repo.docker_names("network", "label=dev.aether.workspace=a");
+    let subnet = Command::new("docker")
+        .args(["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", &net[0]])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&subnet.stdout).trim(), format!("10.{base}.0.0/24"));
+    assert!(curl(&format!("http://127.0.0.1:{}/", added["resources"]["web"]["external_port"])).is_some());
+
+    let full = repo.ajj(&["workspace", "add", "../b", "--json"]).failure();
+    assert_eq!(full.error_code(), "NETWORK_POOL_EXHAUSTED", "{}", full.stdout);
+    let _ = Command::new("docker").args(["network", "rm", &foreign]).output();
+}

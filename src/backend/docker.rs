@@ -4,6 +4,7 @@
 //! engine picks the host ports it publishes (on its own 127.0.0.1), and
 //! clients reach them through forwards from ports reserved here.
 
+use super::subnets;
 use super::{
     extra_labels, format_ports_label, labels, parse_ports_label, Backend, BackendEvent,
     ContainerRequest, EventKind, LiveStatus, Observed, ObservedContainer, ObservedObject, RunState,
@@ -17,8 +18,8 @@ use crate::ssh::{mux, Master};
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointSettings,
-    HealthConfig, HealthStatusEnum, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    HealthConfig, HealthStatusEnum, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
@@ -362,6 +363,23 @@ impl DockerBackend {
         }
     }
 
+    /// Every subnet the engine's networks use, ours or not: one list call,
+    /// made only when Aether allocates from a pool.
+    async fn used_subnets(&self) -> Result<Vec<subnets::Cidr>> {
+        self.count();
+        let all = self
+            .docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(|e| self.api_error("listing networks", e))?;
+        Ok(all
+            .into_iter()
+            .filter_map(|n| n.ipam?.config)
+            .flatten()
+            .filter_map(|c| subnets::Cidr::parse(&c.subnet?))
+            .collect())
+    }
+
     async fn wait_gone(&self, container: &str) -> Result<()> {
         for _ in 0..100 {
             self.count();
@@ -568,30 +586,75 @@ impl Backend for DockerBackend {
         {
             return Ok(oldest.1);
         }
-        self.count();
-        let req = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".into()),
-            labels: Some(self.base_labels(ws)),
-            ..Default::default()
-        };
-        match self.docker.create_network(req).await {
-            Ok(r) => Ok(r.id),
-            Err(BollardError::DockerResponseServerError { message, .. })
-                if message.contains("non-overlapping IPv4 address pool") =>
-            {
-                Err(CommandError::new(
-                    ErrorCode::NetworkPoolExhausted,
-                    format!("Docker has no address range left for network {name}: {message}"),
-                )
-                .hint(
-                    "each workspace has its own network and Docker's default pools hold about 30; \
-                     forget unused workspaces (`ajj status --all`), or give Docker more, smaller pools in \
-                     /etc/docker/daemon.json: {\"default-address-pools\": [{\"base\": \"172.80.0.0/12\", \"size\": 24}]}",
-                ))
+        let pool = subnets::pool_from_env()?;
+        // Without a pool the engine picks the range; with one, each try is
+        // a free /24 of it, and a range taken meanwhile moves on to the next.
+        let tries: Vec<Option<subnets::Cidr>> = match pool {
+            None => vec![None],
+            Some(pool) => {
+                let used = self.used_subnets().await?;
+                let seed = name
+                    .bytes()
+                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+                subnets::candidates(pool, &used, seed)
+                    .into_iter()
+                    .take(32)
+                    .map(Some)
+                    .collect()
             }
-            Err(e) => Err(self.api_error(&format!("creating network {name}"), e)),
+        };
+        for subnet in &tries {
+            self.count();
+            let req = NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(self.base_labels(ws)),
+                ipam: subnet.map(|s| Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(s.to_string()),
+                        gateway: Some(subnets::gateway(s)),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            match self.docker.create_network(req).await {
+                Ok(r) => return Ok(r.id),
+                Err(BollardError::DockerResponseServerError { message, .. })
+                    if subnet.is_some() && message.contains("overlaps") =>
+                {
+                    continue
+                }
+                Err(BollardError::DockerResponseServerError { message, .. })
+                    if message.contains("non-overlapping IPv4 address pool") =>
+                {
+                    return Err(CommandError::new(
+                        ErrorCode::NetworkPoolExhausted,
+                        format!("Docker has no address range left for network {name}: {message}"),
+                    )
+                    .hint(format!(
+                        "each workspace has its own network and Docker's default pools hold about 30; \
+                         forget unused workspaces (`ajj status --all`), give Aether a range of its own \
+                         ({}=10.203.0.0/16, one /24 per workspace), or give Docker more, smaller pools in \
+                         /etc/docker/daemon.json: {{\"default-address-pools\": [{{\"base\": \"172.80.0.0/12\", \"size\": 24}}]}}",
+                        subnets::ENV
+                    )))
+                }
+                Err(e) => return Err(self.api_error(&format!("creating network {name}"), e)),
+            }
         }
+        Err(CommandError::new(
+            ErrorCode::NetworkPoolExhausted,
+            format!(
+                "{} has no free /24 left for network {name}",
+                std::env::var(subnets::ENV).unwrap_or_default()
+            ),
+        )
+        .hint(format!(
+            "forget unused workspaces, or set {} to a larger range",
+            subnets::ENV
+        )))
     }
 
     async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()> {

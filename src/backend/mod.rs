@@ -5,6 +5,7 @@
 
 pub mod docker;
 pub mod spec;
+pub mod subnets;
 
 use crate::config::ServiceSpec;
 use crate::error::Result;
