@@ -545,24 +545,57 @@ fn network_pool_gives_each_workspace_a_free_subnet() {
     let pool = format!("10.{base}.0.0/23");
     let foreign = format!("foreign-net-{}", std::process::id());
     let made = Command::new("docker")
-        .args(["network", "create", "--subnet", &format!("10.{base}.1.0/24")])
-        .args(["--label", &format!("{TEST_LABEL}={}", std::process::id()), &foreign])
+        .args([
+            "network",
+            "create",
+            "--subnet",
+            &format!("10.{base}.1.0/24"),
+        ])
+        .args([
+            "--label",
+            &format!("{TEST_LABEL}={}", std::process::id()),
+            &foreign,
+        ])
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     repo.set_env("AETHER_NETWORK_POOL", &pool);
 
     let added = repo.add("a");
     assert_eq!(added["resources"]["web"]["state"], "running");
     let net = repo.docker_names("network", "label=dev.aether.workspace=a");
     let subnet = Command::new("docker")
-        .args(["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", &net[0]])
+        .args([
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            &net[0],
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&subnet.stdout).trim(), format!("10.{base}.0.0/24"));
-    assert!(curl(&format!("http://127.0.0.1:{}/", added["resources"]["web"]["external_port"])).is_some());
+    assert_eq!(
+        String::from_utf8_lossy(&subnet.stdout).trim(),
+        format!("10.{base}.0.0/24")
+    );
+    assert!(curl(&format!(
+        "http://127.0.0.1:{}/",
+        added["resources"]["web"]["external_port"]
+    ))
+    .is_some());
 
     let full = repo.ajj(&["workspace", "add", "../b", "--json"]).failure();
-    assert_eq!(full.error_code(), "NETWORK_POOL_EXHAUSTED", "{}", full.stdout);
-    let _ = Command::new("docker").args(["network", "rm", &foreign]).output();
+    assert_eq!(
+        full.error_code(),
+        "NETWORK_POOL_EXHAUSTED",
+        "{}",
+        full.stdout
+    );
+    let _ = Command::new("docker")
+        .args(["network", "rm", &foreign])
+        .output();
 }

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -44,7 +44,11 @@ pub struct Master {
 /// ours), and short, because a unix socket path must fit in 108 bytes.
 fn runtime_dir() -> Result<PathBuf> {
     let uid = unsafe { libc::getuid() };
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    // A runtime dir that is set but missing (a stale variable) is ignored, as
+    // the XDG spec's fallback rule says.
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty() && Path::new(d).is_dir())
+    {
         Some(d) => PathBuf::from(d).join("aether"),
         None => PathBuf::from(format!("/tmp/aether-{uid}")),
     };
