@@ -228,6 +228,26 @@ fn master_dying_mid_command_is_reported() {
         "a run without its services must not look clean"
     );
     assert!(!listening(local));
+
+    // `ajj tunnel` (which starts a new master) ends with the same error.
+    let tunnel = repo
+        .ajj_cmd(&ws, &["tunnel"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the tunnel forwards", 10, || listening(local));
+    let master = ssh_processes(&repo);
+    assert_eq!(master.len(), 1, "{master:#?}");
+    Command::new("kill")
+        .arg(master[0].split(':').next().unwrap())
+        .status()
+        .unwrap();
+    let out = tunnel.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[SSH_MASTER_DIED]"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!listening(local));
 }
 
 #[test]
@@ -425,4 +445,73 @@ fn backend_override_and_mismatch() {
         .failure();
     assert_eq!(bad.error_code(), "USAGE");
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// `ajj watch` on the remote backend: plain jj commands are followed on the
+/// remote engine, and a dead master is a lost backend that it reconnects to.
+#[test]
+fn watch_follows_jj_on_the_remote_and_reconnects_when_the_master_dies() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let repo = remote_repo(&sshd, &busybox_web(""), "");
+    let mut w = repo.watch(&[], &[]);
+    let ws = repo.ws("feat");
+
+    repo.jj(&["workspace", "add", "../feat"]).success();
+    eventually("feat's .env", 30, || {
+        ws.join(".env").exists() && dotenv(&ws.join(".env")).contains_key("WEB_PORT")
+    });
+    let local = env_port(&ws, "WEB_PORT");
+    assert!(!listening(local), "the watcher must not forward");
+    let run = repo.ajj_in(
+        &ws,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "curl -sf -o /dev/null \"$WEB_URL\"",
+        ],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+
+    let master = ssh_processes(&repo);
+    assert_eq!(master.len(), 1, "{master:#?}");
+    Command::new("kill")
+        .arg(master[0].split(':').next().unwrap())
+        .status()
+        .unwrap();
+    w.wait_for("backend_unreachable", 15, |e| {
+        e["event"] == "backend_unreachable"
+    });
+    w.wait_for("backend_reconnected", 30, |e| {
+        e["event"] == "backend_reconnected"
+    });
+    assert_eq!(ssh_processes(&repo).len(), 1, "a new master");
+
+    // Still converging through the new master: a removed container comes
+    // back on the same local port.
+    let container = repo.docker_names("container", "label=dev.aether.workspace=feat");
+    Command::new("docker")
+        .args(["rm", "-f", &container[0]])
+        .output()
+        .unwrap();
+    eventually("the container is recreated", 30, || {
+        repo.docker_names("container", "label=dev.aether.workspace=feat")
+            .len()
+            == 1
+            && Command::new("docker")
+                .args(["inspect", "-f", "{{.State.Running}}", &container[0]])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
+    });
+    assert_eq!(env_port(&ws, "WEB_PORT"), local);
+
+    repo.jj(&["workspace", "forget", "feat"]).success();
+    eventually("feat's objects are gone from the remote", 30, || {
+        ["container", "volume", "network"].iter().all(|k| {
+            repo.docker_names(k, "label=dev.aether.workspace=feat")
+                .is_empty()
+        })
+    });
 }

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -103,6 +104,19 @@ impl Master {
         let mut cmd = Command::new("ssh");
         if let Some(cfg) = std::env::var_os(CONFIG_ENV).filter(|c| !c.is_empty()) {
             cmd.arg("-F").arg(cfg);
+        }
+        // `ajj tunnel` blocks signals to sigwait for them, and a child
+        // inherits the mask: a master started from there would ignore
+        // SIGTERM for the rest of its life. Start ssh with none blocked.
+        // SAFETY: sigemptyset and sigprocmask are async-signal-safe, as
+        // pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                Ok(())
+            });
         }
         cmd.arg("-S")
             .arg(&self.control)
