@@ -97,6 +97,18 @@ pub fn hold(ctx: &RepoContext, owner: &str, port: u16) -> Result<bool> {
     })
 }
 
+/// Moves `from`'s reservations to `to` (a renamed workspace keeps its ports).
+pub fn rename(ctx: &RepoContext, from: &str, to: &str) -> Result<()> {
+    with_ledger(ctx, |ledger| {
+        let mut changed = false;
+        for o in ledger.values_mut().filter(|o| *o == from) {
+            *o = to.to_string();
+            changed = true;
+        }
+        ((), changed)
+    })
+}
+
 /// Frees every port of `owner` except `keep`.
 pub fn release(ctx: &RepoContext, owner: &str, keep: &HashSet<u16>) -> Result<()> {
     with_ledger(ctx, |ledger| {

@@ -152,19 +152,51 @@ fn remote_environment_is_reached_only_through_forwards() {
     assert!(tunnel.wait().unwrap().success(), "tunnel exits 0 on SIGINT");
     assert!(!listening(local));
 
+    // A rename (jj renames the workspace it runs in) keeps the environment,
+    // its local port and its reservation.
+    let ledger_path = repo.base.join("home/.local/state/aether/local-ports.json");
+    repo.jj_in(&ws, &["workspace", "rename", "feat2"]).success();
+    repo.ajj(&["reconcile"]).success();
+    assert_eq!(env_port(&ws, "WEB_PORT"), local);
+    // (The pass also provisioned the default workspace: its ports are its own.)
+    let owners = |path: &Path| -> Vec<String> {
+        let ledger: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut o: Vec<String> = ledger
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_str().unwrap().rsplit('/').next().unwrap().to_string())
+            .filter(|w| w != "default")
+            .collect();
+        o.sort();
+        o
+    };
+    assert_eq!(owners(&ledger_path), ["feat2", "feat2"]);
+    let run = repo.ajj_in(
+        &ws,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "curl -sf -o /dev/null \"$WEB_URL\"",
+        ],
+    );
+    assert!(run.status.success(), "after the rename: {}", run.stderr);
+
     // Forget removes everything on the remote and frees the reservations.
-    repo.ajj(&["workspace", "forget", "feat", "--json"])
+    repo.ajj(&["workspace", "forget", "feat2", "--json"])
         .success();
     for kind in ["container", "volume", "network"] {
-        assert_eq!(
-            repo.docker_names(kind, "label=dev.aether.workspace=feat"),
-            Vec::<String>::new()
-        );
+        for name in ["feat", "feat2"] {
+            assert_eq!(
+                repo.docker_names(kind, &format!("label=dev.aether.workspace={name}")),
+                Vec::<String>::new()
+            );
+        }
     }
-    let ledger =
-        std::fs::read_to_string(repo.base.join("home/.local/state/aether/local-ports.json"))
-            .unwrap();
-    assert_eq!(ledger.trim(), "{}", "reservations are released");
+    assert!(owners(&ledger_path).is_empty(), "reservations are released");
 }
 
 #[test]

@@ -132,8 +132,18 @@ impl<'a, B: Backend> Applier<'a, B> {
                 for (service, ports) in old.ports {
                     saved.ports.entry(service).or_insert(ports);
                 }
+                if saved.backend.is_none() {
+                    saved.backend = old.backend;
+                }
                 state::save(self.ctx, &saved)?;
                 state::remove(self.ctx, from);
+                if self.backend.forwards_ports() {
+                    ports::rename(
+                        self.ctx,
+                        &ports::owner(self.ctx, from),
+                        &ports::owner(self.ctx, workspace),
+                    )?;
+                }
                 self.say(format!(
                     "Adopting the environment of {from}, renamed to {workspace}"
                 ));
