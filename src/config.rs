@@ -857,21 +857,7 @@ mod fuzz {
     /// tests/corpus/config: hand-picked inputs (valid, broken, hostile),
     /// kept in the repo and used as seeds below.
     fn corpus_files() -> Vec<(String, Vec<u8>)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/config");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .expect("the corpus is in the repo")
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|f| {
-                (
-                    f.file_name().unwrap().to_string_lossy().into_owned(),
-                    std::fs::read(f).unwrap(),
-                )
-            })
-            .collect()
+        crate::corpus::read("config")
     }
 
     fn corpus() -> Vec<Vec<u8>> {

@@ -262,13 +262,10 @@ mod fuzz {
 
     /// tests/corpus/env: damaged and hand-edited `.env` files, kept in the repo.
     fn corpus() -> Vec<Vec<u8>> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/env");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .expect("the corpus is in the repo")
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+        crate::corpus::read("env")
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect()
     }
 
     /// Splicing a block into `bytes` keeps every user line before the first

@@ -13,6 +13,8 @@ mod cli;
 mod commands;
 mod config;
 mod context;
+#[cfg(test)]
+mod corpus;
 mod envfile;
 mod error;
 mod jj;

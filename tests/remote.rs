@@ -50,6 +50,28 @@ fn spawn_run(
         .unwrap()
 }
 
+/// `ajj run` of a curl to the web service, through the forwards.
+fn web_via_run(repo: &TestRepo, ws: &Path) -> Run {
+    repo.ajj_in(
+        ws,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "curl -sf -o /dev/null \"$WEB_URL\"",
+        ],
+    )
+}
+
+/// SIGTERM to the repo's one SSH master.
+fn kill_master(repo: &TestRepo) {
+    let master = ssh_processes(repo);
+    assert_eq!(master.len(), 1, "{master:#?}");
+    let pid = master[0].split(':').next().unwrap();
+    Command::new("kill").arg(pid).status().unwrap();
+}
+
 fn env_port(root: &Path, var: &str) -> u16 {
     dotenv(&root.join(".env"))[var].parse().unwrap()
 }
@@ -173,16 +195,7 @@ fn remote_environment_is_reached_only_through_forwards() {
         o
     };
     assert_eq!(owners(&ledger_path), ["feat2", "feat2"]);
-    let run = repo.ajj_in(
-        &ws,
-        &[
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "curl -sf -o /dev/null \"$WEB_URL\"",
-        ],
-    );
+    let run = web_via_run(&repo, &ws);
     assert!(run.status.success(), "after the rename: {}", run.stderr);
 
     // Forget removes everything on the remote and frees the reservations.
@@ -227,16 +240,7 @@ fn kill_9_of_run_leaves_no_forward_and_the_master_exits_when_idle() {
     });
 
     // The next command starts a new master and works again.
-    let run = repo.ajj_in(
-        &ws,
-        &[
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "curl -sf -o /dev/null \"$WEB_URL\"",
-        ],
-    );
+    let run = web_via_run(&repo, &ws);
     assert!(run.status.success(), "{}", run.stderr);
 }
 
@@ -247,10 +251,7 @@ fn master_dying_mid_command_is_reported() {
     let (repo, ws, local) = one_remote_workspace(&sshd, "", &[]);
     let run = spawn_run(&repo, &ws, &["sleep", "3"], Stdio::piped(), Stdio::piped());
     eventually("the forward listens", 10, || listening(local));
-    let master = ssh_processes(&repo);
-    assert_eq!(master.len(), 1, "{master:#?}");
-    let pid = master[0].split(':').next().unwrap();
-    Command::new("kill").arg(pid).status().unwrap();
+    kill_master(&repo);
     let out = run.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error[SSH_MASTER_DIED]"), "{stderr}");
@@ -269,12 +270,7 @@ fn master_dying_mid_command_is_reported() {
         .spawn()
         .unwrap();
     eventually("the tunnel forwards", 10, || listening(local));
-    let master = ssh_processes(&repo);
-    assert_eq!(master.len(), 1, "{master:#?}");
-    Command::new("kill")
-        .arg(master[0].split(':').next().unwrap())
-        .status()
-        .unwrap();
+    kill_master(&repo);
     let out = tunnel.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error[SSH_MASTER_DIED]"), "{stderr}");
@@ -291,16 +287,7 @@ fn runs_share_forwards_and_a_busy_local_port_fails_before_the_command_runs() {
     // Two `ajj run` in one workspace share the forwards, and either may end first.
     let long = spawn_run(&repo, &ws, &["sleep", "3"], Stdio::null(), Stdio::null());
     eventually("the first run forwards", 10, || listening(local));
-    let short = repo.ajj_in(
-        &ws,
-        &[
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "curl -sf -o /dev/null \"$WEB_URL\"",
-        ],
-    );
+    let short = web_via_run(&repo, &ws);
     assert!(
         short.status.success(),
         "a second run in the workspace: {}",
@@ -442,16 +429,7 @@ fn backend_override_and_mismatch() {
     assert_eq!(added["backend"], "docker-remote");
     let ws = repo.ws("feat");
     // `ajj run` and `status` find the backend recorded for the workspace.
-    let run = repo.ajj_in(
-        &ws,
-        &[
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "curl -sf -o /dev/null \"$WEB_URL\"",
-        ],
-    );
+    let run = web_via_run(&repo, &ws);
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(
         repo.ajj_in(&ws, &["status", "--json"]).success().json()["backend"],
@@ -495,24 +473,10 @@ fn watch_follows_jj_on_the_remote_and_reconnects_when_the_master_dies() {
     });
     let local = env_port(&ws, "WEB_PORT");
     assert!(!listening(local), "the watcher must not forward");
-    let run = repo.ajj_in(
-        &ws,
-        &[
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "curl -sf -o /dev/null \"$WEB_URL\"",
-        ],
-    );
+    let run = web_via_run(&repo, &ws);
     assert!(run.status.success(), "{}", run.stderr);
 
-    let master = ssh_processes(&repo);
-    assert_eq!(master.len(), 1, "{master:#?}");
-    Command::new("kill")
-        .arg(master[0].split(':').next().unwrap())
-        .status()
-        .unwrap();
+    kill_master(&repo);
     w.wait_for("backend_unreachable", 15, |e| {
         e["event"] == "backend_unreachable"
     });

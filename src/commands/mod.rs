@@ -67,10 +67,6 @@ pub fn set_backend_flag(flag: Option<String>) {
     let _ = BACKEND_FLAG.set(flag);
 }
 
-pub fn has_backend_flag() -> bool {
-    BACKEND_FLAG.get().is_some_and(|f| f.is_some())
-}
-
 /// `--backend`, else `$AETHER_BACKEND`.
 fn backend_override() -> Result<Option<BackendSpec>> {
     match BACKEND_FLAG.get().and_then(|f| f.as_deref()) {

@@ -34,21 +34,17 @@ pub struct Opened {
     pub missing: Vec<String>,
 }
 
-/// The backend holding the environment at `root`: the override, else the one
-/// recorded for the workspace living there, else aether.toml's. Reads two
-/// small files; no jj.
+/// The backend holding the environment at `root`: that of the workspace
+/// the roots ledger places there (see `commands::workspace_backend`), else
+/// the desired one. Reads two small files; no jj.
 pub fn backend_for_root(ctx: &RepoContext, root: &Path) -> Result<BackendSpec> {
-    let desired = commands::desired_backend(ctx)?;
-    if std::env::var_os(crate::backend::spec::ENV).is_some() || commands::has_backend_flag() {
-        return Ok(desired);
-    }
     let name = state::load_roots(ctx)
         .into_iter()
         .find(|(_, r)| r == root)
         .map(|(n, _)| n);
-    match name.and_then(|n| state::load(ctx, &n).backend) {
-        Some(id) if id != desired.id() => BackendSpec::from_id(&id),
-        _ => Ok(desired),
+    match name {
+        Some(n) => commands::workspace_backend(ctx, &n),
+        None => commands::desired_backend(ctx),
     }
 }
 
@@ -113,32 +109,31 @@ pub fn warn_missing(opened: &Opened) {
     }
 }
 
-fn wait_signals() -> libc::c_int {
-    // SAFETY: plain signal-mask calls on a zeroed, then filled, sigset.
+/// The signals `ajj tunnel` waits for; SIGUSR1 is the master's death.
+fn tunnel_signals() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset, initialised by sigemptyset before use.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
             libc::sigaddset(&mut set, sig);
         }
-        let mut got: libc::c_int = 0;
-        libc::sigwait(&set, &mut got);
-        got
+        set
     }
 }
 
-/// Blocks the signals `wait_signals` takes, before any thread starts, so
-/// that every thread inherits the mask and only `sigwait` receives them.
+/// Blocks them before any thread starts, so that every thread inherits the
+/// mask and only `wait_signals` receives them.
 fn block_signals() {
-    // SAFETY: as above.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
-            libc::sigaddset(&mut set, sig);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    // SAFETY: a valid sigset; the old mask is not wanted.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &tunnel_signals(), std::ptr::null_mut()) };
+}
+
+fn wait_signals() -> libc::c_int {
+    let mut got: libc::c_int = 0;
+    // SAFETY: a valid sigset and out-pointer.
+    unsafe { libc::sigwait(&tunnel_signals(), &mut got) };
+    got
 }
 
 pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
