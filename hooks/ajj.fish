@@ -1,8 +1,10 @@
-# ajj shell integration for fish: loads the current jj workspace's .env when
-# you cd into it and unloads it (restoring what was there) when you leave.
+# ajj shell integration for fish: loads the current jj workspace's variables
+# when you cd into it and unloads them (restoring what was there) when you
+# leave. Without `ajj trust`, only those Aether generated for the services;
+# notices (what was skipped, and why) go to stderr, once per change.
 # Install: `ajj hooks install fish`, or put in ~/.config/fish/conf.d/ajj.fish:
 #   ajj hooks init fish | source
 function __ajj_hook --on-variable PWD --on-event fish_prompt
-    command ajj env --shell fish 2>/dev/null | source
+    command ajj env --shell fish | source
 end
 __ajj_hook

@@ -1,6 +1,8 @@
 //! Command-line definitions and the routing rule between Aether and jj.
 
-use crate::commands::{env, hooks, init, reconcile, run, status, tunnel, watch, workspace};
+use crate::commands::{
+    env, hooks, init, reconcile, run, status, trust, tunnel, untrust, watch, workspace,
+};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -43,6 +45,8 @@ pub enum Command {
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
     Tunnel(tunnel::Args),
+    Trust(trust::Args),
+    Untrust(untrust::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,7 +97,16 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
     matches!(
         positionals.as_slice(),
         [
-            "run" | "status" | "reconcile" | "init" | "watch" | "env" | "hooks" | "tunnel",
+            "run"
+                | "status"
+                | "reconcile"
+                | "init"
+                | "watch"
+                | "env"
+                | "hooks"
+                | "tunnel"
+                | "trust"
+                | "untrust",
             ..
         ] | ["workspace", "add" | "forget"]
     )
@@ -124,6 +137,8 @@ mod tests {
         assert!(routes("status --json"));
         assert!(routes("reconcile --dry-run"));
         assert!(routes("tunnel --json"));
+        assert!(routes("trust --show"));
+        assert!(routes("untrust"));
         assert!(routes("--backend ssh://h status"));
         assert!(routes("--help"));
         assert!(!routes(""));

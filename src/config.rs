@@ -24,6 +24,9 @@ pub struct Config {
     pub backend: Option<BackendSpec>,
     /// User-named variables (`[env]`), as parsed templates.
     pub env: BTreeMap<String, Vec<Piece>>,
+    /// [`env_table_digest`] of the text this was parsed from: what the
+    /// variables rendered from `[env]` came from, for trust.
+    pub env_digest: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,7 +232,36 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let inner = e.into_inner();
         loc.error(inner.span(), &key, inner.message().trim())
     })?;
-    validate(raw, &loc)
+    let mut config = validate(raw, &loc)?;
+    config.env_digest = env_table(text).ok().and_then(|(_, digest)| digest);
+    Ok(config)
+}
+
+/// The `[env]` table as written (name → template) and its digest: sha256
+/// of its canonical JSON, `None` without a table. Trust covers this table
+/// and nothing else of `aether.toml`. Read without the rest of validation,
+/// so that `ajj trust --show` can show it whatever else is wrong.
+pub fn env_table(
+    text: &str,
+) -> std::result::Result<(BTreeMap<String, String>, Option<String>), String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.message().trim().to_string())?;
+    let Some(env) = table.get("env") else {
+        return Ok((BTreeMap::new(), None));
+    };
+    let env = env
+        .as_table()
+        .ok_or_else(|| "`env` must be a table of NAME = \"template\"".to_string())?;
+    let map: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
+        .collect();
+    let json = serde_json::to_vec(&map).expect("a map of strings serialises");
+    Ok((map, Some(hex(&Sha256::digest(json)))))
 }
 
 fn duration(
@@ -511,6 +543,7 @@ fn validate(raw: RawConfig, loc: &Located) -> Result<Config> {
         services,
         env,
         backend,
+        env_digest: None,
     })
 }
 

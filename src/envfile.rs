@@ -117,25 +117,17 @@ pub fn clear(root: &Path) -> Result<bool> {
 }
 
 fn update(root: &Path, block: Option<&str>) -> Result<bool> {
-    use std::os::unix::fs::PermissionsExt;
     let path = root.join(FILE_NAME);
-    let existing = match std::fs::read(&path) {
-        Ok(bytes) => Some(String::from_utf8(bytes).map_err(|_| {
-            CommandError::new(ErrorCode::EnvFile, format!("{} is not UTF-8; Aether will not rewrite it", path.display()))
-                .hint("fix or move the file; Aether keeps every byte of your own lines, so it must be able to read them")
-        })?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(CommandError::new(ErrorCode::EnvFile, format!("cannot read {}: {e}", path.display()))),
+    let Some(opened) = open_regular(root)? else {
+        if block.is_none() {
+            return Ok(false);
+        }
+        write_atomic(&path, splice("", block).as_bytes(), 0o600)?;
+        return Ok(true);
     };
-    if existing.is_none() && block.is_none() {
-        return Ok(false);
-    }
-    let old = existing.as_deref().unwrap_or("");
-    let new = splice(old, block);
-    let mode_ok = std::fs::metadata(&path)
-        .map(|m| m.permissions().mode() & 0o777 == 0o600)
-        .unwrap_or(false);
-    if existing.is_some() && new == old && mode_ok {
+    let old = opened.text;
+    let new = splice(&old, block);
+    if new == old && opened.mode & 0o777 == 0o600 {
         return Ok(false);
     }
     if new.is_empty() && block.is_none() {
@@ -147,31 +139,150 @@ fn update(root: &Path, block: Option<&str>) -> Result<bool> {
     Ok(true)
 }
 
-/// Reads every variable of a `.env` (the user's lines too), as `ajj run` loads them.
-pub fn read_all(root: &Path) -> Result<Vec<(String, String)>> {
+/// A `.env` read as a regular file of the workspace root.
+pub struct Opened {
+    pub text: String,
+    pub mode: u32,
+}
+
+/// Reads `<root>/.env` only if it is a regular file. A revision can commit
+/// `.env` as a symlink to any file of the user's (`../.ssh/id_ed25519`), or
+/// as a FIFO; reading through it would copy that file into the workspace,
+/// where jj would snapshot it. So the open does not follow a symlink
+/// (O_NOFOLLOW), does not block on a FIFO (O_NONBLOCK), and the type is
+/// checked on the opened descriptor, not on the path. `None`: no file.
+/// Writes never follow a link either: they rename a temp file over the path.
+pub fn open_regular(root: &Path) -> Result<Option<Opened>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
     let path = root.join(FILE_NAME);
-    let iter = match dotenvy::from_path_iter(&path) {
-        Ok(iter) => iter,
-        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Vec::new())
-        }
+    let refuse = |what: &str| {
+        CommandError::new(
+            ErrorCode::EnvFile,
+            format!(
+                "{} is {what}; Aether reads and writes .env only as a regular file",
+                path.display()
+            ),
+        )
+        .hint(format!(
+            "nothing was read through it or written over it; if the revision committed it, remove it (`rm {}`, `jj file untrack {FILE_NAME}` with `{FILE_NAME}` in .gitignore), then run `ajj reconcile`",
+            path.display(),
+        ))
+        .detail("file", path.display().to_string())
+    };
+    let file = match std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refuse("a symbolic link")),
         Err(e) => {
             return Err(CommandError::new(
                 ErrorCode::EnvFile,
                 format!("cannot read {}: {e}", path.display()),
-            ))
+            )
+            .detail("file", path.display().to_string()))
         }
     };
-    iter.map(|item| {
-        item.map_err(|e| {
-            CommandError::new(
-                ErrorCode::EnvFile,
-                format!("{} does not parse: {e}", path.display()),
-            )
-            .hint("fix the line outside Aether's block, or delete the file and run `ajj reconcile`")
+    let meta = file
+        .metadata()
+        .map_err(|e| CommandError::io(path.display(), e))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(refuse(what));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&file).read_to_end(&mut bytes).map_err(|e| {
+        CommandError::new(
+            ErrorCode::EnvFile,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        CommandError::new(ErrorCode::EnvFile, format!("{} is not UTF-8; Aether will not read or rewrite it", path.display()))
+            .hint("fix or move the file; Aether keeps every byte of your own lines, so it must be able to read them")
+            .detail("file", path.display().to_string())
+    })?;
+    Ok(Some(Opened {
+        text,
+        mode: meta.mode(),
+    }))
+}
+
+/// Parses dotenv text as `ajj run` loads it.
+pub fn parse_vars(text: &str, path: &Path) -> Result<Vec<(String, String)>> {
+    dotenvy::from_read_iter(text.as_bytes())
+        .map(|item| {
+            item.map_err(|e| {
+                CommandError::new(
+                    ErrorCode::EnvFile,
+                    format!("{} does not parse: {e}", path.display()),
+                )
+                .hint("fix the line outside Aether's block, or delete the file and run `ajj reconcile`")
+                .detail("file", path.display().to_string())
+            })
         })
+        .collect()
+}
+
+/// Reads every variable of a `.env` (the user's lines too), as `ajj run` loads them.
+pub fn read_all(root: &Path) -> Result<Vec<(String, String)>> {
+    match open_regular(root)? {
+        Some(opened) => parse_vars(&opened.text, &root.join(FILE_NAME)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A `.env` split into the user's part (every byte outside Aether's block)
+/// and the variables of the block.
+#[derive(Debug, Default)]
+pub struct Parts {
+    pub user_text: String,
+    pub user_vars: Vec<(String, String)>,
+    pub block_vars: BTreeMap<String, String>,
+}
+
+/// Reads `.env` (as a regular file only) into its [`Parts`].
+pub fn parts(root: &Path) -> Result<Parts> {
+    let text = open_regular(root)?.map(|o| o.text).unwrap_or_default();
+    split(&text, &root.join(FILE_NAME))
+}
+
+pub fn split(text: &str, path: &Path) -> Result<Parts> {
+    let user_text = splice(text, None);
+    let user_vars = parse_vars(&user_text, path)?;
+    // The first block, as splice() finds it; only managed-looking lines.
+    let mut block = String::new();
+    let mut inside = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end_matches(['\n', '\r']);
+        if trimmed == BEGIN {
+            inside = true;
+        } else if !inside {
+            continue;
+        } else if trimmed == END || !is_managed_line(trimmed) {
+            break;
+        } else {
+            block.push_str(line);
+        }
+    }
+    let block_vars = parse_vars(&block, path)?.into_iter().collect();
+    Ok(Parts {
+        user_text,
+        user_vars,
+        block_vars,
     })
-    .collect()
 }
 
 /// Whether jj would leave `.env` out of snapshots, judged by the workspace's
@@ -234,6 +345,65 @@ mod tests {
         assert_eq!(splice(&stray, Some(&block)), format!("A=1\nB=2\n{block}"));
         let doubled = format!("{block}X=1\n{block}");
         assert_eq!(splice(&doubled, Some(&block)), format!("{block}X=1\n"));
+    }
+
+    #[test]
+    fn never_reads_or_writes_through_anything_but_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir(&root).unwrap();
+        let secret = dir.path().join("id_ed25519");
+        std::fs::write(&secret, "KEY=secret\n").unwrap();
+        std::os::unix::fs::symlink("../id_ed25519", root.join(FILE_NAME)).unwrap();
+        for result in [
+            read_all(&root).map(|_| ()),
+            write(&root, &vars()).map(|_| ()),
+            clear(&root).map(|_| ()),
+            parts(&root).map(|_| ()),
+        ] {
+            let err = result.unwrap_err();
+            assert_eq!(err.code, ErrorCode::EnvFile);
+            assert!(err.message.contains("symbolic link"), "{}", err.message);
+        }
+        // Neither the link nor its target changed.
+        assert!(std::fs::symlink_metadata(root.join(FILE_NAME))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "KEY=secret\n");
+
+        // A FIFO would block a reader forever; it is refused at once.
+        std::fs::remove_file(root.join(FILE_NAME)).unwrap();
+        let fifo =
+            std::ffi::CString::new(root.join(FILE_NAME).as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let err = read_all(&root).unwrap_err();
+        assert!(err.message.contains("FIFO"), "{}", err.message);
+        std::fs::remove_file(root.join(FILE_NAME)).unwrap();
+        std::fs::create_dir(root.join(FILE_NAME)).unwrap();
+        assert!(write(&root, &vars())
+            .unwrap_err()
+            .message
+            .contains("directory"));
+    }
+
+    #[test]
+    fn split_tells_the_users_lines_from_the_block() {
+        let block = render_block(&vars()).unwrap();
+        let text = format!("MINE=1\n{block}AFTER='x y'\n");
+        let parts = split(&text, Path::new(".env")).unwrap();
+        assert_eq!(parts.user_text, "MINE=1\nAFTER='x y'\n");
+        assert_eq!(
+            parts.user_vars,
+            [("MINE".into(), "1".into()), ("AFTER".into(), "x y".into())]
+        );
+        assert_eq!(parts.block_vars, vars());
+        // A user line inside a damaged block is not taken as Aether's.
+        let damaged = format!("{BEGIN}\nDB_PORT='1'\nUSER_LINE=keep\n");
+        let parts = split(&damaged, Path::new(".env")).unwrap();
+        assert_eq!(parts.block_vars.len(), 1);
+        assert_eq!(parts.user_vars, [("USER_LINE".into(), "keep".into())]);
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum ErrorCode {
     ServiceExited,
     /// `.env` (or Aether's state) could not be read or written.
     EnvFile,
+    /// The revision carries a `.env` with lines of its own that jj would
+    /// snapshot together with Aether's block.
+    EnvNotIgnored,
     /// `ajj run` could not start its command.
     CommandNotFound,
     /// Another `ajj watch` already watches this repo.
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::ReadinessTimeout => "READINESS_TIMEOUT",
             ErrorCode::ServiceExited => "SERVICE_EXITED",
             ErrorCode::EnvFile => "ENV_FILE",
+            ErrorCode::EnvNotIgnored => "ENV_NOT_IGNORED",
             ErrorCode::CommandNotFound => "COMMAND_NOT_FOUND",
             ErrorCode::WatcherRunning => "WATCHER_RUNNING",
             ErrorCode::SshUnreachable => "SSH_UNREACHABLE",

@@ -25,6 +25,7 @@ mod report;
 mod ssh;
 mod state;
 mod template;
+mod trust;
 mod watch;
 
 use clap::Parser;

@@ -16,19 +16,8 @@ use std::path::PathBuf;
 type Ledger = BTreeMap<u16, String>;
 
 fn dir(ctx: &RepoContext) -> PathBuf {
-    let state_home = std::env::var_os("XDG_STATE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|d| !d.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        });
-    match state_home {
-        Some(d) => d.join("aether"),
-        // Without a home, the repo's own state: still exclusive within it.
-        None => ctx.state_dir(),
-    }
+    // Without a home, the repo's own state: still exclusive within it.
+    crate::state::user_state_dir().unwrap_or_else(|| ctx.state_dir())
 }
 
 pub fn owner(ctx: &RepoContext, workspace: &str) -> String {

@@ -66,6 +66,22 @@ pub fn all_reserved_ports(ctx: &RepoContext) -> HashSet<u16> {
         .collect()
 }
 
+/// Aether's directory in the user's state home (`$XDG_STATE_HOME/aether`,
+/// else `~/.local/state/aether`): what belongs to the user rather than to a
+/// repo, such as the local port ledger and what the user trusts. No
+/// revision can write here.
+pub fn user_state_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|d| !d.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .map(|d| d.join("aether"))
+}
+
 fn roots_path(ctx: &RepoContext) -> PathBuf {
     ctx.state_dir().join("roots.json")
 }

@@ -6,6 +6,7 @@ use crate::commands::{self, print_json, run::workspace_root};
 use crate::envfile;
 use crate::error::Result;
 use crate::report::SCHEMA_VERSION;
+use crate::trust;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -13,14 +14,21 @@ use std::path::Path;
 
 /// Print the workspace's variables (what `ajj run` loads)
 ///
-/// Without options: `NAME=value` lines. With --shell: code that loads them
-/// into the shell, first undoing what an earlier call loaded for another
-/// directory (the hooks in `ajj hooks init` run this on every prompt).
+/// Without options: `NAME=value` lines, every line of .env. With --shell:
+/// code that loads them into the shell, first undoing what an earlier call
+/// loaded for another directory (the hooks in `ajj hooks init` run this on
+/// every prompt). A shell gets only what the workspace may put there: the
+/// variables Aether generated for its services, and your own lines and
+/// [env] once you have trusted them (`ajj trust`); see README, "Trust".
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print code for this shell instead
     #[arg(long, value_enum)]
     pub shell: Option<Shell>,
+    /// With --shell bash: plain exports and `watch_file` lines for direnv,
+    /// which undoes them itself (hooks/envrc)
+    #[arg(long, requires = "shell")]
+    pub direnv: bool,
     /// Print one JSON object on stdout
     #[arg(long, conflicts_with = "shell")]
     pub json: bool,
@@ -37,7 +45,7 @@ pub enum Shell {
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Loaded {
     pub root: String,
-    /// Changes whenever `.env` is rewritten.
+    /// Changes whenever `.env`, `aether.toml`, the trust or the record change.
     pub stamp: String,
     /// Each loaded variable → its value before loading (`None`: was unset).
     pub saved: BTreeMap<String, Option<String>>,
@@ -45,7 +53,7 @@ pub struct Loaded {
 
 pub const STATE_VAR: &str = "AJJ_ENV";
 
-/// The workspace the shell is in now: its root, `.env`'s stamp, its variables.
+/// The workspace the shell is in now: its root, its stamp, its variables.
 pub struct Here {
     pub root: String,
     pub stamp: String,
@@ -57,7 +65,8 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         Some(r) => r.to_path_buf(),
         None => commands::current_dir()?,
     };
-    let root = workspace_root(&start);
+    // Trust is keyed by the real path of the root.
+    let root = workspace_root(&start.canonicalize().unwrap_or(start.clone()));
     let Some(shell) = args.shell else {
         let root = root.ok_or_else(|| {
             crate::error::CommandError::new(
@@ -68,11 +77,19 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         })?;
         let vars = envfile::read_all(&root)?;
         if args.json {
+            let (plan, trusted) = hook_plan(&root)?;
             let map: BTreeMap<_, _> = vars.into_iter().collect();
             print_json(&json!({
                 "schema_version": SCHEMA_VERSION,
                 "workspace_root": root.display().to_string(),
                 "variables": map,
+                "trusted": trusted,
+                "hook": {
+                    "loads": plan.load.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                    "skipped_untrusted": plan.untrusted,
+                    "withheld": plan.withheld,
+                    "unverified": plan.unverified,
+                },
             }));
         } else {
             for (k, v) in vars {
@@ -81,30 +98,134 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         }
         return Ok(0);
     };
+    if args.direnv {
+        if let Some(root) = root {
+            print!("{}", direnv(shell, &root));
+        }
+        return Ok(0);
+    }
     // A hook must never break the prompt: unreadable state or files mean
-    // "nothing loaded" rather than an error.
+    // "nothing loaded" and a notice rather than an error.
     let prev: Option<Loaded> = std::env::var(STATE_VAR)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok());
-    let next = root.map(|root| {
-        let vars = envfile::read_all(&root).unwrap_or_default();
-        Here {
-            root: root.display().to_string(),
-            stamp: stamp(&root),
-            vars,
+    let here = root.map(|root| {
+        let stamp = stamp(&root);
+        (root, stamp)
+    });
+    if let (Some(p), Some((root, stamp))) = (&prev, &here) {
+        // The common case, on every prompt: nothing changed, nothing read.
+        if Path::new(&p.root) == root.as_path() && &p.stamp == stamp {
+            return Ok(0);
         }
+    }
+    let next = here.map(|(root, stamp)| Here {
+        vars: hook_vars(&root),
+        root: root.display().to_string(),
+        stamp,
     });
     let code = transition(shell, prev.as_ref(), |k| std::env::var(k).ok(), next);
     print!("{code}");
     Ok(0)
 }
 
+/// The hook's plan for `root` and whether its content is trusted.
+fn hook_plan(root: &Path) -> Result<(trust::HookPlan, bool)> {
+    let sources = trust::Sources::read(root)?;
+    let trusted = trust::load_trust(root).is_some_and(|r| r.digest == sources.digest());
+    let plan = trust::hook_plan(
+        &sources,
+        trust::load_generated(root).as_ref(),
+        trusted,
+        &trust::user_allowed(),
+    );
+    Ok((plan, trusted))
+}
+
+/// What a hook loads for `root`, with its notices on stderr. A `.env`
+/// that is not a regular file loads nothing; an `aether.toml` that is not
+/// TOML still lets the generated variables load.
+fn hook_vars(root: &Path) -> Vec<(String, String)> {
+    let outcome = hook_plan(root).or_else(|e| match e.code {
+        crate::error::ErrorCode::ConfigInvalid => {
+            eprintln!(
+                "ajj: {} (your lines and [env] wait until it parses)",
+                e.message
+            );
+            let sources = trust::Sources::read_env_only(root)?;
+            let generated = trust::load_generated(root);
+            Ok((
+                trust::hook_plan(&sources, generated.as_ref(), false, &trust::user_allowed()),
+                false,
+            ))
+        }
+        _ => Err(e),
+    });
+    match outcome {
+        Ok((plan, _)) => {
+            for notice in trust::notices(root, &plan) {
+                eprintln!("{notice}");
+            }
+            plan.load
+        }
+        Err(e) => {
+            let hint = e
+                .hint
+                .as_deref()
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+            eprintln!("ajj: {} [{}]{hint}", e.message, e.code.as_str());
+            Vec::new()
+        }
+    }
+}
+
+/// For `.envrc`: exports only (direnv restores the shell itself), and the
+/// files whose change should make direnv load again.
+fn direnv(shell: Shell, root: &Path) -> String {
+    let mut out = String::from("watch_file");
+    let watched = [
+        Some(root.join(envfile::FILE_NAME)),
+        Some(crate::config::config_path(root)),
+        trust::trust_path(root),
+        trust::generated_path(root),
+    ];
+    for path in watched.into_iter().flatten() {
+        out.push(' ');
+        out.push_str(&quote(shell, &path.display().to_string()));
+    }
+    out.push_str(";\n");
+    for (name, value) in hook_vars(root).iter().filter(|(n, _)| valid_name(n)) {
+        out.push_str(&set(shell, name, value));
+    }
+    out
+}
+
+/// Identifies the content the hook's answer depends on, from metadata only.
 fn stamp(root: &Path) -> String {
     use std::os::unix::fs::MetadataExt;
-    match std::fs::metadata(root.join(envfile::FILE_NAME)) {
-        Ok(m) => format!("{}:{}:{}.{}", m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
-        Err(_) => "none".into(),
+    let files = [
+        Some(root.join(envfile::FILE_NAME)),
+        Some(crate::config::config_path(root)),
+        trust::trust_path(root),
+        trust::generated_path(root),
+    ];
+    let mut out = String::new();
+    for file in files {
+        // lstat: a symlinked .env is refused, not followed.
+        match file.map(std::fs::symlink_metadata) {
+            Some(Ok(m)) => out.push_str(&format!(
+                "{}:{}:{}.{};",
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec()
+            )),
+            _ => out.push_str("none;"),
+        }
     }
+    out.push_str(&std::env::var(trust::ALLOW_VAR).unwrap_or_default());
+    out
 }
 
 /// The shell code that goes from `prev` to `next`. Pure, so it is tested
@@ -122,7 +243,12 @@ pub fn transition(
     }
     let mut out = String::new();
     if let Some(p) = prev {
-        for (name, old) in &p.saved {
+        // `$AJJ_ENV` is only as trustworthy as whoever set it: never let it
+        // set a name the hooks would not export.
+        let allow = trust::user_allowed();
+        let restorable =
+            |n: &String| valid_name(n) && (!trust::never_exported(n) || allow.contains(n));
+        for (name, old) in p.saved.iter().filter(|(n, _)| restorable(n)) {
             match old {
                 Some(v) => out.push_str(&set(shell, name, v)),
                 None => out.push_str(&unset(shell, name)),

@@ -7,7 +7,9 @@ pub mod passthrough;
 pub mod reconcile;
 pub mod run;
 pub mod status;
+pub mod trust;
 pub mod tunnel;
+pub mod untrust;
 pub mod watch;
 pub mod workspace;
 
@@ -35,6 +37,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Env(args) => env::run(repo, args),
         Command::Hooks(cmd) => hooks::run(cmd),
         Command::Tunnel(args) => tunnel::run(repo, args),
+        Command::Trust(args) => trust::run(repo, args),
+        Command::Untrust(args) => untrust::run(repo, args),
     }
 }
 

@@ -81,7 +81,11 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         )
         .hint("cd into a workspace made by `ajj workspace add`, or pass -R <path>")
     })?;
-    let vars = envfile::read_all(&root)?;
+    // Every line: the user chose to run this command here (README, "Trust").
+    // Only the hooks' own controls are left out, so that a `.env` cannot
+    // steer what the hook of a shell started here loads or restores.
+    let mut vars = envfile::read_all(&root)?;
+    vars.retain(|(k, _)| k != crate::commands::env::STATE_VAR && k != crate::trust::ALLOW_VAR);
     if vars.is_empty() && !root.join(envfile::FILE_NAME).exists() {
         eprintln!(
             "warning: {} has no .env; run `ajj reconcile` to write it",

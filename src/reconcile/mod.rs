@@ -86,9 +86,21 @@ async fn settle<B: Backend>(
             &applied.ports,
         )?;
         env_written = if d.config.services.is_empty() && d.config.env.is_empty() {
+            crate::trust::forget_generated(&d.root);
             envfile::clear(&d.root)?
         } else {
-            envfile::write(&d.root, &vars)?
+            let written = envfile::write(&d.root, &vars)?;
+            // What the shell hooks may load without trust: recorded where
+            // no revision can write (see trust.rs).
+            let generated = crate::trust::Generated::new(&d.root, &d.config, &vars);
+            if let Err(e) = crate::trust::record_generated(&generated) {
+                tracing::warn!(
+                    "cannot record {}'s variables for the shell hooks: {}",
+                    name,
+                    e.message
+                );
+            }
+            written
         };
     }
     Ok(Settled {

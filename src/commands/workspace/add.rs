@@ -33,6 +33,10 @@ pub struct Args {
     /// How to set sparse patterns: copy, full or empty (passed to jj)
     #[arg(long, value_name = "MODE")]
     pub sparse_patterns: Option<String>,
+    /// Provision even though the revision carries a `.env` with lines of
+    /// its own, which jj will snapshot together with Aether's block
+    #[arg(long)]
+    pub allow_unignored_env: bool,
     /// Print one JSON object on stdout; progress goes to stderr
     #[arg(long)]
     pub json: bool,
@@ -162,14 +166,23 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         })?;
 
         // The new workspace's own aether.toml decides. If it is invalid the
-        // workspace is undone, so a bad config leaves nothing behind.
-        let config = match config::load_from_root(&root) {
+        // workspace is undone, so a bad config leaves nothing behind. So
+        // does a `.env` the revision carries that Aether must not touch.
+        let config = match check_env_file(&root, args.allow_unignored_env)
+            .and_then(|()| config::load_from_root(&root))
+        {
             Ok(c) => c,
             Err(e) => {
                 rollback(&ctx.workspace_root, &name, &root, dest_existed);
                 undo_network().await;
+                let fix = match e.code {
+                    ErrorCode::ConfigInvalid => {
+                        "fix aether.toml in the revision you add the workspace from".into()
+                    }
+                    _ => e.hint.clone().unwrap_or_default(),
+                };
                 return Err(e.detail("rolled_back", true).hint(format!(
-                    "fix aether.toml in the revision you add the workspace from, then run `ajj workspace add` again (the jj workspace {name:?} was forgotten again)"
+                    "{fix}, then run `ajj workspace add` again (the jj workspace {name:?} was forgotten again)"
                 )));
             }
         };
@@ -236,6 +249,34 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         }
         Ok(0)
     })
+}
+
+/// Whatever `.env` exists right after `jj workspace add` was checked out
+/// from the revision, so jj tracks it. Aether reads it only as a regular
+/// file (a symlink could point at `~/.ssh/id_ed25519`), and does not merge
+/// its block into lines of the revision's own unless told to: jj would
+/// snapshot the credentials with them, ready for the next push.
+fn check_env_file(root: &Path, allow_unignored: bool) -> Result<()> {
+    let Some(opened) = envfile::open_regular(root)? else {
+        return Ok(());
+    };
+    let user_text = envfile::splice(&opened.text, None);
+    if allow_unignored || user_text.trim().is_empty() {
+        return Ok(());
+    }
+    let path = root.join(envfile::FILE_NAME);
+    Err(CommandError::new(
+        ErrorCode::EnvNotIgnored,
+        format!(
+            "the revision carries {} with lines of its own; jj tracks it, so Aether's block (ports, credentials) would be snapshotted into it",
+            path.display()
+        ),
+    )
+    .hint(format!(
+        "untrack it in the revision (`jj file untrack {0}` with `{0}` in .gitignore, keeping a `{0}.example`), or pass --allow-unignored-env",
+        envfile::FILE_NAME
+    ))
+    .detail("file", path.display().to_string()))
 }
 
 /// Undoes a `jj workspace add`: forget it and remove the directory jj made.

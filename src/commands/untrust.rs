@@ -1,0 +1,35 @@
+//! `ajj untrust`: the shell hooks stop loading this workspace's own variables.
+
+use crate::commands::{print_json, trust::root_here};
+use crate::error::Result;
+use crate::report::SCHEMA_VERSION;
+use serde_json::json;
+use std::path::Path;
+
+/// Withdraw `ajj trust` for this workspace
+///
+/// The shell hooks go back to loading only what Aether generated for the
+/// services; your lines of .env and [env] wait for `ajj trust` again.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
+    let root = root_here(repo)?;
+    let removed = crate::trust::remove_trust(&root)?;
+    if args.json {
+        print_json(&json!({
+            "schema_version": SCHEMA_VERSION,
+            "workspace_root": root.display().to_string(),
+            "removed": removed,
+        }));
+    } else if removed {
+        println!("{}: no longer trusted", root.display());
+    } else {
+        println!("{}: was not trusted", root.display());
+    }
+    Ok(0)
+}
