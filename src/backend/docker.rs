@@ -54,6 +54,13 @@ pub struct DockerBackend {
     remote: Option<Master>,
 }
 
+/// Who holds a container name that a create found taken.
+enum NameHolder {
+    Ours,
+    Foreign,
+    InFlight,
+}
+
 impl DockerBackend {
     /// Connects and agrees on an API version with one `/version` call:
     /// 1.41 wherever the engine still accepts it (the most tested), else the
@@ -314,17 +321,29 @@ fn nanos(ms: u64) -> i64 {
 impl DockerBackend {
     /// Whether the container called `name` is this repo's, for this
     /// workspace and service: only then may Aether replace it.
-    async fn holds_our_labels(&self, name: &str, req: &ContainerRequest) -> bool {
+    /// Inspects the holder of a name that a create found taken.
+    async fn name_holder(&self, name: &str, req: &ContainerRequest) -> NameHolder {
         self.count();
-        let Ok(info) = self.docker.inspect_container(name, None).await else {
-            return false;
+        let info = match self.docker.inspect_container(name, None).await {
+            Ok(info) => info,
+            // The engine reserves a name before the container exists and
+            // frees it after it is gone: a 409 then a 404 is a create or a
+            // removal still in flight (seen on Docker 20.10 when a killed
+            // `ajj` left one behind).
+            Err(e) if status_code(&e) == Some(404) => return NameHolder::InFlight,
+            Err(_) => return NameHolder::Foreign,
         };
         let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
         let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
-        is(labels::REPO, &self.repo_id)
+        if is(labels::REPO, &self.repo_id)
             && is(labels::WORKSPACE, &req.workspace)
             && is(labels::ROOT, &req.root.display().to_string())
             && is(labels::SERVICE, &req.service)
+        {
+            NameHolder::Ours
+        } else {
+            NameHolder::Foreign
+        }
     }
 
     /// The workspace's networks, found by label: names can repeat.
@@ -760,14 +779,23 @@ impl Backend for DockerBackend {
             .docker
             .create_container(Some(options.clone()), body.clone())
             .await;
-        if matches!(&created, Err(e) if status_code(e) == Some(409))
-            && self.holds_our_labels(&name, req).await
-        {
-            // Ours, but not in the observation: a create the engine finished
-            // for a process killed since. Replace it with the one we mean.
-            self.remove_container(&name, None).await?;
+        // A name conflict with a container of ours that the observation did
+        // not see (a create the engine finished for a process killed since)
+        // is replaced; one still in flight is waited for, briefly.
+        for _ in 0..20 {
+            if !matches!(&created, Err(e) if status_code(e) == Some(409)) {
+                break;
+            }
+            match self.name_holder(&name, req).await {
+                NameHolder::Foreign => break,
+                NameHolder::Ours => self.remove_container(&name, None).await?,
+                NameHolder::InFlight => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
             self.count();
-            created = self.docker.create_container(Some(options), body).await;
+            created = self
+                .docker
+                .create_container(Some(options.clone()), body.clone())
+                .await;
         }
         if let Err(e) = created {
             return Err(StartError::Other(match status_code(&e) {
