@@ -192,7 +192,7 @@ fn a_service_that_never_listens_times_out_and_one_that_dies_is_reported() {
 fn usage_and_location_errors() {
     let Some(()) = env() else { return };
     let repo = TestRepo::new(None);
-    let out = repo.ajj(&["workspace", "add", "--json"]).failure();
+    let out = repo.ajj(&["workspace", "add", "--json"]).failure_with(2);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(out.error_code(), "USAGE");
 
@@ -205,7 +205,9 @@ fn usage_and_location_errors() {
         .failure();
     assert_eq!(out.error_code(), "WORKSPACE_NOT_FOUND");
 
-    let out = repo.ajj(&["run", "--", "/nonexistent/tool"]).failure();
+    let out = repo
+        .ajj(&["run", "--", "/nonexistent/tool"])
+        .failure_with(127);
     assert_eq!(out.status.code(), Some(127));
     assert!(out.stderr.contains("COMMAND_NOT_FOUND"));
 }

@@ -151,13 +151,34 @@ fn install_keeps_the_users_config_and_is_idempotent() {
 #[test]
 fn env_prints_what_run_loads() {
     let Some(()) = env() else { return };
-    let repo = TestRepo::new(Some(&busybox_web("")));
+    let repo = TestRepo::new(Some(&busybox_web("[env]\nAPP_URL = \"{web.url}x\"\n")));
     repo.ajj(&["reconcile"]).success();
-    let v = repo.ajj(&["env", "--json"]).success().json();
-    let vars = dotenv(&repo.main.join(".env"));
-    assert_eq!(v["variables"]["WEB_PORT"], vars["WEB_PORT"].as_str());
-    let plain = repo.ajj(&["env"]).success();
-    assert!(plain
+    let env_path = repo.main.join(".env");
+    let text = std::fs::read_to_string(&env_path).unwrap();
+    std::fs::write(&env_path, format!("MINE='my own'\n{text}")).unwrap();
+
+    // What `ajj run` puts into a command's environment, read by the command.
+    let ran = repo.ajj(&["run", "--", "env"]).success();
+    let run_env: std::collections::BTreeMap<String, String> = ran
         .stdout
-        .contains(&format!("WEB_PORT={}", vars["WEB_PORT"])));
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let v = repo.ajj(&["env", "--json"]).success().json();
+    let listed = v["variables"].as_object().unwrap();
+    // WEB_HOST, WEB_PORT, WEB_URL, APP_URL and the user's MINE.
+    assert_eq!(listed.len(), 5, "{v}");
+    for (k, value) in listed {
+        assert_eq!(run_env.get(k).map(String::as_str), value.as_str(), "{k}");
+    }
+    let plain = repo.ajj(&["env"]).success();
+    let plain: Vec<String> = plain.stdout.lines().map(String::from).collect();
+    let from_json: Vec<String> = listed
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect();
+    let mut sorted = plain.clone();
+    sorted.sort();
+    assert_eq!(sorted, from_json);
 }

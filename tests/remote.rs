@@ -435,8 +435,13 @@ fn backend_override_and_mismatch() {
         repo.ajj_in(&ws, &["status", "--json"]).success().json()["backend"],
         "docker-remote"
     );
-    // A local pass refuses it rather than provisioning a second copy.
-    let pass = repo.ajj(&["reconcile", "--json"]).failure().json();
+    // A local pass (on the real local engine) refuses it rather than
+    // provisioning a second copy.
+    let mut local = repo.ajj_cmd(&repo.main, &["reconcile", "--json"]);
+    local.env("DOCKER_HOST", real_docker_host());
+    let pass = Run::from(local.output().unwrap(), "ajj", &["reconcile"])
+        .failure()
+        .json();
     let text = pass.to_string();
     assert!(text.contains("BACKEND_MISMATCH"), "{text}");
     assert_eq!(
@@ -452,7 +457,7 @@ fn backend_override_and_mismatch() {
     // A bad override is a usage error.
     let bad = repo
         .ajj(&["--backend", "nowhere", "status", "--json"])
-        .failure();
+        .failure_with(2);
     assert_eq!(bad.error_code(), "USAGE");
     assert_eq!(bad.status.code(), Some(2));
 }

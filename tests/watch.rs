@@ -108,10 +108,24 @@ fn plain_jj_add_rename_forget_undo_and_rm_rf_are_followed() {
             .len(),
         1
     );
-    assert!(w
+    // Every event the watcher printed, not only those waited for: stop it
+    // and read to its last line.
+    w.signal("TERM");
+    w.wait_for("the watcher to stop", 15, |e| e["event"] == "stopped");
+    let bad: Vec<_> = w
         .seen
         .iter()
-        .all(|e| e["event"] != "error" && e["event"] != "crash_loop"));
+        .filter(|e| e["event"] == "error" || e["event"] == "crash_loop")
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{bad:?}\nevery event:\n{}",
+        w.seen
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]
@@ -178,28 +192,38 @@ fn a_bad_config_is_reported_and_survived_and_damage_is_repaired() {
     repo.add("a");
     let mut w = repo.watch(&[], &[]);
     let ws = repo.ws("a");
-    let before = repo.docker_names("container", "label=dev.aether.workspace=a");
+    // Ids, not names: a recreated container keeps its name.
+    let ids = || -> Vec<String> {
+        repo.docker_names("container", "label=dev.aether.workspace=a")
+            .iter()
+            .map(|n| container_id(n))
+            .collect()
+    };
+    let before = ids();
+    assert_eq!(before.len(), 1);
 
     std::fs::write(ws.join("aether.toml"), "[services.web\nimage = ").unwrap();
     let err = w.wait_for("a CONFIG_INVALID error for a", 10, |e| {
         e["event"] == "error" && e["workspace"] == "a"
     });
     assert_eq!(err["code"], "CONFIG_INVALID", "{err}");
+    w.wait_for("that pass to finish", 10, |e| e["event"] == "pass_finished");
     // The typo costs nothing: the environment stays as it was.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert_eq!(
-        repo.docker_names("container", "label=dev.aether.workspace=a"),
-        before
-    );
-    // Reported once, not on every pass.
+    assert_eq!(ids(), before);
+    // Reported once, not on every pass: the next pass, caused by a jj
+    // operation, reports nothing new.
+    let from = w.seen.len();
     repo.jj(&["new"]).success();
-    std::thread::sleep(std::time::Duration::from_millis(600));
-    let errors = w
-        .drain()
-        .into_iter()
+    w.wait_for("a pass for the jj operation", 10, |e| {
+        e["event"] == "pass_started" && e["cause"] == "jj_operation"
+    });
+    w.wait_for("that pass to finish", 10, |e| e["event"] == "pass_finished");
+    let errors: Vec<_> = w.seen[from..]
+        .iter()
         .filter(|e| e["event"] == "error")
-        .count();
-    assert_eq!(errors, 0);
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(ids(), before);
 
     std::fs::write(ws.join("aether.toml"), busybox_web("")).unwrap();
     w.wait_for("a to recover", 10, |e| {
@@ -232,6 +256,8 @@ fn removed_containers_come_back_and_a_crash_loop_is_reported_with_backoff() {
         busybox_web("")
     );
     let repo = TestRepo::new(Some(&busybox_web("")));
+    // A neighbour in another workspace, which must carry on throughout.
+    repo.add("neighbour");
     let mut w = repo.watch(&[], &[]);
     let port = port_of(&repo.main).unwrap();
 
@@ -266,6 +292,33 @@ fn removed_containers_come_back_and_a_crash_loop_is_reported_with_backoff() {
     assert!(p.is_object());
     // The healthy service is untouched by its neighbour's crash loop.
     assert!(curl(&format!("http://127.0.0.1:{port}/")).is_some());
+    // Another workspace carries on while this one is held: its removed
+    // container comes back on its port.
+    let neighbour = repo.ws("neighbour");
+    let n_port = port_of(&neighbour).unwrap();
+    let n = repo.docker_names("container", "label=dev.aether.workspace=neighbour");
+    assert!(std::process::Command::new("docker")
+        .args(["rm", "-f", &n[0]])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    w.wait_for("the neighbour's recreation during the hold", 15, |e| {
+        e["action"] == "create_container" && e["workspace"] == "neighbour"
+    });
+    eventually("the neighbour answers again", 15, || {
+        curl(&format!("http://127.0.0.1:{n_port}/")).is_some()
+    });
+    // A loop that goes on is held for longer each time.
+    let first = cl["hold_ms"].as_u64().unwrap();
+    let next = w.wait_for("a second crash loop report", 90, |e| {
+        e["event"] == "crash_loop" && e["workspace"] == "default"
+    });
+    let second = next["hold_ms"].as_u64().unwrap();
+    assert!(
+        second > first,
+        "the hold did not grow: {first} ms, then {second} ms"
+    );
 }
 
 #[test]

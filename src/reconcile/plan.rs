@@ -272,12 +272,18 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
         actions.push(Action::AdoptWorkspace { workspace, from });
     }
 
+    let gone_home = gone_homes(desired, &observed);
+    let gone = |p: &Placement, root: Option<&Path>| -> String {
+        root.and_then(|r| gone_home.get(r))
+            .map_or(p.home, String::as_str)
+            .to_string()
+    };
     let mut by_service: BTreeMap<(&str, &str), Vec<&ObservedContainer>> = BTreeMap::new();
     for c in &observed.containers {
         let p = place(desired, &c.workspace, c.root.as_deref());
         match desired.workspaces.get(p.home).filter(|_| p.live) {
             None => actions.push(Action::RemoveContainer {
-                workspace: p.home.to_string(),
+                workspace: gone(&p, c.root.as_deref()),
                 service: c.service.clone(),
                 container: c.name.clone(),
                 reason: Reason::WorkspaceGone,
@@ -413,7 +419,7 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
         let p = place(desired, &v.workspace, v.root.as_deref());
         if !p.live && seen.insert(v.name.clone()) {
             actions.push(Action::RemoveVolume {
-                workspace: p.home.to_string(),
+                workspace: gone(&p, v.root.as_deref()),
                 volume: v.name.clone(),
                 reason: Reason::WorkspaceGone,
             });
@@ -423,13 +429,42 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
         let p = place(desired, &n.workspace, n.root.as_deref());
         if !p.live && seen.insert(n.id.clone()) {
             actions.push(Action::RemoveNetwork {
-                workspace: p.home.to_string(),
+                workspace: gone(&p, n.root.as_deref()),
                 network: n.id.clone(),
                 reason: Reason::WorkspaceGone,
             });
         }
     }
     actions
+}
+
+/// One name per root for the objects of a gone workspace. After a rename
+/// its volumes still carry the old name and its containers the new one;
+/// acted on under two names, they would be removed by two concurrent jobs,
+/// and a volume could go before the container that holds it (seen as
+/// "volume is in use" when a renamed workspace was forgotten). Containers'
+/// names win: they are the newest.
+fn gone_homes(desired: &Desired, observed: &Observed) -> BTreeMap<PathBuf, String> {
+    let mut homes = BTreeMap::new();
+    let objects = observed
+        .containers
+        .iter()
+        .map(|c| (&c.workspace, c.root.as_deref()))
+        .chain(
+            observed
+                .networks
+                .iter()
+                .chain(&observed.volumes)
+                .map(|o| (&o.workspace, o.root.as_deref())),
+        );
+    for (label, root) in objects {
+        if let Some(root) = root.filter(|r| !place(desired, label, Some(r)).live) {
+            homes
+                .entry(root.to_path_buf())
+                .or_insert_with(|| label.clone());
+        }
+    }
+    homes
 }
 
 fn observed_any_scope(scope: &Scope, ws: &str) -> bool {
@@ -767,6 +802,24 @@ ports = [6379]
                 .count(),
             4
         );
+    }
+
+    #[test]
+    fn a_gone_workspaces_objects_under_two_names_go_in_one_job() {
+        // After `jj workspace rename a b` and a pass, the containers and the
+        // network say b, the kept volumes still say a; then b is forgotten.
+        let mut o = converged(&desired(&["a"], CFG));
+        for c in &mut o.containers {
+            c.workspace = "b".into();
+        }
+        for n in &mut o.networks {
+            n.workspace = "b".into();
+        }
+        assert!(o.volumes.iter().all(|v| v.workspace == "a"));
+        let p = plan(&Desired::default(), &o, &Scope::All);
+        assert_eq!(p.len(), 4, "{p:?}");
+        // One name, so one job removes them, containers before volumes.
+        assert!(p.iter().all(|a| a.workspace() == "b"), "{p:?}");
     }
 
     #[test]

@@ -12,6 +12,14 @@ use std::sync::OnceLock;
 
 pub const BUSYBOX: &str = "aether-test/busybox:1";
 pub const POSTGRES: &str = "aether-test/postgres:15";
+/// A `DOCKER_HOST` where no engine answers.
+pub const DEAD_DOCKER_HOST: &str = "unix:///nonexistent/aether-test-local-docker.sock";
+
+/// The engine the tests run on, as this process reaches it.
+pub fn real_docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
 /// Label on every Docker object a test makes; its value is the test process id.
 pub const TEST_LABEL: &str = "aether-test.pid";
 
@@ -170,6 +178,9 @@ impl TestRepo {
         self.set_env("AETHER_SSH_CONFIG", sshd.ssh_config.display().to_string());
         // Masters left by a test go soon after it, not minutes later.
         self.set_env("AETHER_SSH_PERSIST", "3s");
+        // The "remote" engine is this machine's too: with the local one out
+        // of reach, a call sent to the wrong backend fails instead of passing.
+        self.set_env("DOCKER_HOST", DEAD_DOCKER_HOST);
     }
 
     pub fn jj_in(&self, dir: &Path, args: &[&str]) -> Run {
@@ -251,6 +262,13 @@ pub fn docker_names(kind: &str, filters: &[&str]) -> Vec<String> {
         cmd.args(["--filter", f]);
     }
     let out = cmd.output().unwrap();
+    // An empty list is the answer to "is anything left?": it must come from
+    // docker answering, not from docker failing.
+    assert!(
+        out.status.success(),
+        "docker {kind} list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(String::from)
@@ -312,11 +330,21 @@ impl Run {
         self
     }
 
+    /// Failed with exit status 1, as README promises for every error but
+    /// `USAGE` (2) and `COMMAND_NOT_FOUND` (127): a panic (101) or a
+    /// signal is not a failure the user was promised.
     pub fn failure(self) -> Self {
-        assert!(
-            !self.status.success(),
-            "`{}` should fail\nstdout: {}\nstderr: {}",
+        self.failure_with(1)
+    }
+
+    /// Failed with exactly this exit status.
+    pub fn failure_with(self, code: i32) -> Self {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "`{}` should fail with exit status {code} ({:?})\nstdout: {}\nstderr: {}",
             self.what,
+            self.status,
             self.stdout,
             self.stderr
         );
@@ -391,11 +419,17 @@ pub fn curl(url: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The id of an existing container; panics when docker cannot inspect it.
 pub fn container_id(name: &str) -> String {
     let out = Command::new("docker")
         .args(["inspect", "-f", "{{.Id}}", name])
         .output()
         .unwrap();
+    assert!(
+        out.status.success(),
+        "docker inspect {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
