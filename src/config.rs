@@ -930,10 +930,11 @@ mod fuzz {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
 
-        /// Corpus files with random bytes overwritten, inserted or cut never
-        /// panic the loader.
+        /// Corpus files with random bytes overwritten, inserted or cut, read
+        /// by the real loader from a file: never a panic; a file that is not
+        /// UTF-8 is CONFIG_INVALID naming the file.
         #[test]
-        fn mutated_corpus_never_panics(pick in any::<prop::sample::Index>(), edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8)) {
+        fn mutated_corpus_bytes_never_panic(pick in any::<prop::sample::Index>(), edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8)) {
             let corpus = corpus();
             let mut bytes = corpus[pick.index(corpus.len())].clone();
             for (at, byte, op) in edits {
@@ -945,15 +946,39 @@ mod fuzz {
                     _ => bytes.push(byte),
                 }
             }
-            let _ = load_bytes(&bytes);
+            check_loaded(&bytes)?;
         }
 
-        /// Arbitrary bytes never panic the loader; they parse or name an error position.
+        /// The same, editing characters, so that every mutant is text and
+        /// reaches the TOML parser and validation rather than the UTF-8 check.
+        #[test]
+        fn mutated_corpus_text_reaches_the_parser(pick in any::<prop::sample::Index>(), edits in proptest::collection::vec((any::<prop::sample::Index>(), prop_oneof![Just('"'), Just('['), Just(']'), Just('{'), Just('}'), Just('='), Just('\n'), Just('.'), Just('#'), Just('\\'), any::<char>()], 0u8..3), 1..8)) {
+            let corpus = corpus();
+            let text = String::from_utf8_lossy(&corpus[pick.index(corpus.len())]).into_owned();
+            let mut chars: Vec<char> = text.chars().collect();
+            for (at, c, op) in edits {
+                let i = at.index(chars.len() + 1);
+                match op {
+                    0 if i < chars.len() => chars[i] = c,
+                    1 => chars.insert(i, c),
+                    _ if i < chars.len() => { chars.remove(i); }
+                    _ => chars.push(c),
+                }
+            }
+            let text: String = chars.into_iter().collect();
+            check_parsed(&text)?;
+        }
+
+        /// Arbitrary bytes, through the real loader.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            check_loaded(&bytes)?;
+        }
+
+        /// Arbitrary text: it parses, or is CONFIG_INVALID with a position.
         #[test]
         fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
-            if let Err(e) = parse(&text, Path::new("aether.toml")) {
-                prop_assert_eq!(e.code, ErrorCode::ConfigInvalid);
-            }
+            check_parsed(&text)?;
         }
 
         /// Plausible fragments in any order: errors always carry a line.
@@ -962,10 +987,57 @@ mod fuzz {
             let text: String = picks.iter().map(|i| KEYS[*i]).collect();
             match parse(&text, Path::new("aether.toml")) {
                 Ok(c) => for svc in c.services.values() { prop_assert!(!svc.spec.image.is_empty()); },
-                Err(e) => {
-                    prop_assert_eq!(e.code, ErrorCode::ConfigInvalid);
-                    prop_assert!(e.details.get("line").is_some());
+                Err(e) => check_error(&e)?,
+            }
+        }
+    }
+
+    /// An error the user can act on: CONFIG_INVALID, a line and column of
+    /// the file (1-based: 0 would mean "somewhere"), and the same in the message.
+    fn check_error(e: &CommandError) -> std::result::Result<(), TestCaseError> {
+        prop_assert_eq!(e.code, ErrorCode::ConfigInvalid, "{}", e);
+        let line = e.details["line"].as_u64().unwrap_or(0);
+        let column = e.details["column"].as_u64().unwrap_or(0);
+        prop_assert!(line >= 1 && column >= 1, "no position: {}", e);
+        prop_assert!(
+            e.message
+                .starts_with(&format!("aether.toml:{line}:{column}: ")),
+            "{}",
+            e.message
+        );
+        Ok(())
+    }
+
+    fn check_parsed(text: &str) -> std::result::Result<(), TestCaseError> {
+        match parse(text, Path::new("aether.toml")) {
+            Ok(c) => {
+                for svc in c.services.values() {
+                    prop_assert!(!svc.spec.image.is_empty());
                 }
+                Ok(())
+            }
+            Err(e) => check_error(&e),
+        }
+    }
+
+    /// Through `load_from_root`, as every command reads the file.
+    fn check_loaded(bytes: &[u8]) -> std::result::Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), bytes).unwrap();
+        match (load_from_root(dir.path()), std::str::from_utf8(bytes)) {
+            (Ok(_), Ok(_)) => Ok(()),
+            (Ok(_), Err(_)) => Err(TestCaseError::fail("a file that is not UTF-8 loaded")),
+            (Err(e), Ok(text)) => {
+                // Same verdict as parsing the text, position and all.
+                let again = parse(text, &dir.path().join(FILE_NAME)).unwrap_err();
+                prop_assert_eq!(&e.message, &again.message);
+                prop_assert_eq!(e.code, ErrorCode::ConfigInvalid);
+                Ok(())
+            }
+            (Err(e), Err(_)) => {
+                prop_assert_eq!(e.code, ErrorCode::ConfigInvalid);
+                prop_assert!(e.details["file"].is_string(), "{}", e);
+                Ok(())
             }
         }
     }

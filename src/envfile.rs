@@ -438,26 +438,103 @@ mod fuzz {
             .collect()
     }
 
-    /// Splicing a block into `bytes` keeps every user line before the first
-    /// marker, leaves one block, and reads back (or fails cleanly).
+    /// The user's lines of `text`, by a model independent of `splice`: every
+    /// non-empty line that is not a marker and not Aether's, where Aether's
+    /// are the lines between a BEGIN and the next END, and, after a BEGIN
+    /// with no END, the managed-looking lines that follow it.
+    fn user_lines_model(text: &str) -> Vec<String> {
+        let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < lines.len() {
+            if lines[i] == BEGIN {
+                match lines[i + 1..].iter().position(|l| *l == END) {
+                    Some(p) => i += p + 2,
+                    None => {
+                        i += 1;
+                        while i < lines.len() && is_managed_line(lines[i]) {
+                            i += 1;
+                        }
+                    }
+                }
+                continue;
+            }
+            if lines[i] != END && !lines[i].is_empty() {
+                out.push(lines[i].to_string());
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// The real write path on a file holding `bytes`, in a workspace root
+    /// (with `.jj/`, where temp files go): text gets exactly one block, mode
+    /// 0600, every user line kept, idempotent, readable, and clearing
+    /// leaves the user's part; bytes that are not UTF-8 are refused and the
+    /// file left as it was.
     fn check(bytes: &[u8]) -> std::result::Result<(), TestCaseError> {
-        let text = String::from_utf8_lossy(bytes);
-        let block =
-            render_block(&BTreeMap::from([("DB_PORT".to_string(), "1".to_string())])).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join(".jj")).unwrap();
+        let path = root.join(FILE_NAME);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let vars = BTreeMap::from([("DB_PORT".to_string(), "1".to_string())]);
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            let e = write(root, &vars).unwrap_err();
+            prop_assert_eq!(e.code, ErrorCode::EnvFile);
+            prop_assert_eq!(std::fs::read(&path).unwrap(), bytes);
+            prop_assert!(read_all(root).is_err());
+            return Ok(());
+        };
+        write(root, &vars).map_err(|e| TestCaseError::fail(e.message))?;
+        let once = std::fs::read_to_string(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        prop_assert_eq!(mode, 0o600);
         // Markers are whole lines; the same text inside a user line is the user's.
         let markers =
             |t: &str, m: &str| t.lines().filter(|l| l.trim_end_matches('\r') == m).count();
-        let once = splice(&text, Some(&block));
         prop_assert_eq!(markers(&once, BEGIN), 1);
         prop_assert_eq!(markers(&once, END), 1);
-        prop_assert_eq!(&splice(&once, Some(&block)), &once);
-        let cleared = splice(&once, None);
+        let kept: Vec<&str> = once.lines().map(|l| l.trim_end_matches('\r')).collect();
+        for line in user_lines_model(text) {
+            prop_assert!(
+                kept.contains(&line.as_str()),
+                "lost {:?} of {:?}",
+                line,
+                text
+            );
+        }
+        // The user's part is what it was, byte for byte, but for the newline
+        // that ends a last line before Aether's block is appended after it.
+        let user = splice(text, None);
+        let same_user = |got: &str| got == user || got == format!("{user}\n");
+        prop_assert!(
+            same_user(&splice(&once, None)),
+            "{:?} became {:?}",
+            user,
+            once
+        );
+        prop_assert!(
+            !write(root, &vars).unwrap(),
+            "a second write changed the file"
+        );
+        let parts = parts(root).map_err(|e| TestCaseError::fail(e.message));
+        if let Ok(parts) = parts {
+            prop_assert_eq!(parts.block_vars, vars);
+        }
+        clear(root).unwrap();
+        let cleared = std::fs::read_to_string(&path).unwrap_or_default();
         prop_assert_eq!(markers(&cleared, BEGIN) + markers(&cleared, END), 0);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(FILE_NAME), bytes).unwrap();
-        let _ = read_all(dir.path());
-        std::fs::write(dir.path().join(FILE_NAME), once.as_bytes()).unwrap();
-        let _ = read_all(dir.path());
+        prop_assert!(same_user(&cleared), "{:?} cleared to {:?}", user, cleared);
+        let strays: Vec<_> = std::fs::read_dir(root.join(".jj"))
+            .unwrap()
+            .chain(std::fs::read_dir(root).unwrap())
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".aether-tmp"))
+            .collect();
+        prop_assert!(strays.is_empty());
         Ok(())
     }
 
@@ -485,24 +562,25 @@ mod fuzz {
             check(&bytes)?;
         }
 
-        /// Whatever the file held, splicing is idempotent, leaves exactly one
-        /// block, and never drops a user line that is outside any block.
+        /// Line soups of user lines, markers and managed-looking lines.
         #[test]
-        fn splice_keeps_user_lines_and_one_block(lines in proptest::collection::vec(user_line(), 0..12), trailing_nl in any::<bool>()) {
-            let mut text = lines.join("\n");
+        fn splice_keeps_user_lines_and_one_block(lines in proptest::collection::vec(user_line(), 0..12), trailing_nl in any::<bool>(), crlf in any::<bool>()) {
+            let mut text = lines.join(if crlf { "\r\n" } else { "\n" });
             if trailing_nl { text.push('\n'); }
-            let block = render_block(&BTreeMap::from([("DB_PORT".to_string(), "1".to_string())])).unwrap();
-            let once = splice(&text, Some(&block));
-            prop_assert_eq!(once.matches(BEGIN).count(), 1);
-            prop_assert_eq!(once.matches(END).count(), 1);
-            prop_assert_eq!(&splice(&once, Some(&block)), &once);
-            // Lines before the first marker are the user's, always kept in order.
-            let first_marker = lines.iter().position(|l| l == BEGIN || l == END).unwrap_or(lines.len());
-            for l in lines[..first_marker].iter().filter(|l| !l.is_empty()) {
-                prop_assert!(once.lines().any(|x| x == l), "lost {:?}", l);
-            }
-            let cleared = splice(&once, None);
-            prop_assert!(!cleared.contains(BEGIN) && !cleared.contains(END));
+            check(text.as_bytes())?;
         }
+    }
+
+    /// What the fuzzers found, replayed on every run.
+    #[test]
+    fn regressions_found_by_fuzzing() {
+        // A user's line that contains marker text (here before a NUL) is the
+        // user's line, not a marker.
+        let text = format!("{BEGIN}\0\nA=1\n");
+        check(text.as_bytes()).unwrap();
+        assert_eq!(
+            user_lines_model(&text),
+            [format!("{BEGIN}\0"), "A=1".to_string()]
+        );
     }
 }
