@@ -928,7 +928,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: crate::corpus::cases(), .. ProptestConfig::default() })]
 
         /// Corpus files with random bytes overwritten, inserted or cut, read
         /// by the real loader from a file: never a panic; a file that is not

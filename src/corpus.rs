@@ -21,3 +21,12 @@ pub fn read(kind: &str) -> Vec<(String, Vec<u8>)> {
         })
         .collect()
 }
+
+/// Generated inputs per fuzz property: 2,000, or `$AETHER_FUZZ_CASES`
+/// (scripts/mutants runs fewer, hundreds of times over).
+pub fn cases() -> u32 {
+    std::env::var("AETHER_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000)
+}

@@ -548,7 +548,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: crate::corpus::cases(), .. ProptestConfig::default() })]
 
         /// Corpus files with random bytes changed keep the same guarantees.
         #[test]

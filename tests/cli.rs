@@ -115,6 +115,19 @@ fn run_forwards_signals_and_reports_them_in_the_exit_code() {
     unsafe { libc_kill(child.id() as i32, 2) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(128 + 2), "killed by SIGINT → 130");
+
+    // SIGHUP and SIGQUIT reach the command too: its trap decides the code.
+    for (sig, name, code) in [(1, "HUP", 41), (3, "QUIT", 43)] {
+        let script = format!("trap 'exit {code}' {name}; sleep 30 & wait");
+        let mut child = repo
+            .ajj_cmd(&repo.main, &["run", "--", "sh", "-c", &script])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        unsafe { libc_kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{name} forwarded");
+    }
 }
 
 extern "C" {

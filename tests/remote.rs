@@ -516,3 +516,41 @@ fn watch_follows_jj_on_the_remote_and_reconnects_when_the_master_dies() {
         })
     });
 }
+
+/// `$AETHER_BACKEND` chooses the backend like `--backend`; a ledger with
+/// no local port left is PORT_CONFLICT, with nothing started remotely.
+#[test]
+fn aether_backend_from_the_environment_and_a_full_port_ledger() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let repo = TestRepo::new(Some(&busybox_web("")));
+    repo.use_sshd(&sshd);
+    repo.set_env("AETHER_BACKEND", format!("ssh://{}", sshd.host()));
+    let added = repo.add("viaenv");
+    assert_eq!(added["backend"], "docker-remote", "{added}");
+    assert_eq!(
+        added["remote_host"],
+        format!("ssh://{}", sshd.host()),
+        "{added}"
+    );
+    repo.ajj(&["workspace", "forget", "viaenv"]).success();
+
+    // Every local port is someone else's.
+    let ledger = repo.base.join("home/.local/state/aether/local-ports.json");
+    let full: std::collections::BTreeMap<u16, &str> =
+        (1..=u16::MAX).map(|p| (p, "another-repo/ws")).collect();
+    std::fs::write(&ledger, serde_json::to_vec(&full).unwrap()).unwrap();
+    let out = repo
+        .ajj(&["workspace", "add", "../full", "--json"])
+        .failure();
+    assert_eq!(out.error_code(), "PORT_CONFLICT", "{}", out.stdout);
+    assert!(out.json()["error"]["hint"].is_string());
+    assert!(repo
+        .docker_names("container", "label=dev.aether.workspace=full")
+        .is_empty());
+    // The ledger is the user's: nothing of it was dropped.
+    let after: std::collections::BTreeMap<u16, String> =
+        serde_json::from_slice(&std::fs::read(&ledger).unwrap()).unwrap();
+    assert_eq!(after.len(), usize::from(u16::MAX));
+    std::fs::remove_file(&ledger).unwrap();
+}

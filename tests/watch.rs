@@ -258,7 +258,8 @@ fn removed_containers_come_back_and_a_crash_loop_is_reported_with_backoff() {
     let repo = TestRepo::new(Some(&busybox_web("")));
     // A neighbour in another workspace, which must carry on throughout.
     repo.add("neighbour");
-    let mut w = repo.watch(&[], &[]);
+    // The longest hold, shortened so that the cap is reached within the test.
+    let mut w = repo.watch(&[], &[("AETHER_CRASH_HOLD_MAX", "3s")]);
     let port = port_of(&repo.main).unwrap();
 
     // docker rm -f behind Aether's back: recreated on the same port.
@@ -315,10 +316,16 @@ fn removed_containers_come_back_and_a_crash_loop_is_reported_with_backoff() {
         e["event"] == "crash_loop" && e["workspace"] == "default"
     });
     let second = next["hold_ms"].as_u64().unwrap();
-    assert!(
-        second > first,
-        "the hold did not grow: {first} ms, then {second} ms"
+    // 2 s, then twice that, capped at the longest hold.
+    assert_eq!(
+        (first, second),
+        (2000, 3000),
+        "the hold grows up to its cap"
     );
+    let third = w.wait_for("a third crash loop report", 90, |e| {
+        e["event"] == "crash_loop" && e["workspace"] == "default"
+    });
+    assert_eq!(third["hold_ms"], 3000, "the hold stays at its cap");
 }
 
 #[test]
@@ -437,4 +444,40 @@ impl SocketProxy {
             }
         }
     }
+}
+
+/// The watcher's `warning` event: a sticky port another program took while
+/// the service was stopped is re-picked, `.env` rewritten, and it says so.
+#[test]
+fn a_port_taken_while_stopped_is_re_picked_with_a_warning() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(Some(&busybox_web("")));
+    repo.ajj(&["reconcile"]).success();
+    let port = port_of(&repo.main).unwrap();
+    let c = repo.docker_names("container", "label=dev.aether.workspace=default");
+    assert!(std::process::Command::new("docker")
+        .args(["stop", "-t", "1", &c[0]])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let thief = std::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+    let mut w = repo.watch(&[], &[]);
+    let warning = w
+        .seen
+        .iter()
+        .find(|e| e["event"] == "warning")
+        .cloned()
+        .unwrap_or_else(|| panic!("no warning: {:?}", w.seen));
+    assert!(
+        warning["message"].as_str().unwrap().contains(&port),
+        "{warning}"
+    );
+    let new_port = port_of(&repo.main).unwrap();
+    assert_ne!(new_port, port);
+    eventually("web answers on its new port", 15, || {
+        curl(&format!("http://127.0.0.1:{new_port}/")).is_some()
+    });
+    drop(thief);
+    w.drain();
 }

@@ -25,12 +25,30 @@ struct Track {
     last_strike: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CrashLoops {
     per: HashMap<String, Track>,
+    max_hold: Duration,
 }
 
+impl Default for CrashLoops {
+    fn default() -> Self {
+        CrashLoops::with_max_hold(MAX_HOLD)
+    }
+}
+
+/// Sets the longest hold (default 5 minutes): for tests, and for whoever
+/// wants a crash-looping service retried sooner.
+pub const MAX_HOLD_ENV: &str = "AETHER_CRASH_HOLD_MAX";
+
 impl CrashLoops {
+    pub fn with_max_hold(max_hold: Duration) -> Self {
+        CrashLoops {
+            per: HashMap::new(),
+            max_hold: max_hold.max(FIRST_HOLD),
+        }
+    }
+
     /// Records a strike; returns the hold when this one makes a crash loop.
     pub fn strike(&mut self, workspace: &str, now: Instant) -> Option<Duration> {
         let t = self.per.entry(workspace.to_string()).or_default();
@@ -49,7 +67,7 @@ impl CrashLoops {
         t.strikes.clear();
         let hold = FIRST_HOLD
             .saturating_mul(1u32 << t.level.min(16))
-            .min(MAX_HOLD);
+            .min(self.max_hold);
         t.level += 1;
         t.hold_until = Some(now + hold);
         Some(hold)

@@ -25,8 +25,10 @@ impl Log {
                 "ts".into(),
                 humantime::format_rfc3339_millis(now).to_string().into(),
             );
+            // Documented fields are always there, null when they do not
+            // apply (an error of the whole backend has no workspace).
             if let Value::Object(f) = fields {
-                obj.extend(f.into_iter().filter(|(_, v)| !v.is_null()));
+                obj.extend(f);
             }
             println!("{}", Value::Object(obj));
         } else {

@@ -92,7 +92,18 @@ impl Watcher {
             options,
             rx,
             fs,
-            loops: CrashLoops::default(),
+            loops: match std::env::var(backoff::MAX_HOLD_ENV) {
+                Ok(text) if !text.is_empty() => {
+                    CrashLoops::with_max_hold(humantime::parse_duration(&text).map_err(|e| {
+                        CommandError::new(
+                            ErrorCode::Usage,
+                            format!("invalid {}={text:?}: {e}", backoff::MAX_HOLD_ENV),
+                        )
+                        .hint("write a duration such as 30s or 5m")
+                    })?)
+                }
+                _ => CrashLoops::default(),
+            },
             standing: BTreeMap::new(),
             stop: None,
         })

@@ -489,6 +489,33 @@ impl TestRepo {
     }
 }
 
+/// Every field README and ARCHITECTURE.md document for each watch event,
+/// checked on every event any test reads.
+pub fn check_watch_event(e: &Value) {
+    let fields: &[&str] = match e["event"].as_str().unwrap_or_default() {
+        "watching" => &["repo", "pid"],
+        "pass_started" => &["cause", "latency_ms", "held"],
+        "action" => &["action", "workspace", "duration_ms"],
+        "env_written" | "recovered" => &["workspace"],
+        "warning" => &["message"],
+        "error" => &["workspace", "code", "message", "hint", "details"],
+        "crash_loop" => &["workspace", "service", "exit_code", "hold_ms", "logs"],
+        "pass_finished" => &["duration_ms", "actions", "errors"],
+        "backend_unreachable" | "backend_reconnected" => &[],
+        "stopped" => &["signal"],
+        other => panic!("an undocumented watch event {other:?}: {e}"),
+    };
+    let obj = e.as_object().unwrap();
+    for f in ["event", "ts"].iter().chain(fields) {
+        assert!(obj.contains_key(*f), "watch event lacks `{f}`: {e}");
+    }
+    let ts = e["ts"].as_str().unwrap();
+    assert!(
+        ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+        "ts is not an RFC 3339 UTC time: {e}"
+    );
+}
+
 impl WatchProc {
     /// The next event matching `pred`, within `secs`; panics with every event seen.
     pub fn wait_for(&mut self, what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
@@ -497,6 +524,7 @@ impl WatchProc {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.events.recv_timeout(left) {
                 Ok(e) => {
+                    check_watch_event(&e);
                     self.seen.push(e.clone());
                     if pred(&e) {
                         return e;
@@ -517,6 +545,7 @@ impl WatchProc {
     /// Events that arrived so far, without waiting.
     pub fn drain(&mut self) -> Vec<Value> {
         let new: Vec<Value> = self.events.try_iter().collect();
+        new.iter().for_each(check_watch_event);
         self.seen.extend(new.iter().cloned());
         new
     }
