@@ -116,7 +116,7 @@ struct RawService {
     #[serde(default)]
     ports: Vec<Spanned<u16>>,
     #[serde(default)]
-    env: BTreeMap<String, Scalar>,
+    env: BTreeMap<String, Spanned<Scalar>>,
     command: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     volumes: BTreeMap<String, Spanned<String>>,
@@ -476,12 +476,13 @@ fn validate(raw: RawConfig, loc: &Located) -> Result<Config> {
 
         let mut container_env = BTreeMap::new();
         for (k, v) in svc.env {
-            let v = v.into_string();
+            let span = v.span();
+            let v = v.into_inner().into_string();
             // The engine takes `K=V` strings: a key with `=` or either with a
             // NUL would fail only at container creation, far from the typo.
             if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
                 return Err(loc.error(
-                    Some(name_span.clone()),
+                    Some(span),
                     &format!("{key}.env.{k}"),
                     "container variable names must be non-empty without '=' or NUL, and values without NUL",
                 ));
@@ -678,6 +679,106 @@ mod tests {
 
     fn err(s: &str) -> CommandError {
         parse_str(s).expect_err("should fail")
+    }
+
+    #[test]
+    fn the_env_table_and_its_digest() {
+        let (table, digest) = env_table("[env]\nB = \"{db.url}\"\nA = 1\n").unwrap();
+        assert_eq!(
+            table,
+            BTreeMap::from([
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "{db.url}".to_string())
+            ])
+        );
+        let digest = digest.unwrap();
+        assert_eq!(digest.len(), 64);
+        assert!(digest.chars().all(|c| c.is_ascii_hexdigit()));
+        // Order and the rest of the file do not matter; a template does.
+        let same = env_table("[services.x]\nimage = \"i\"\n[env]\nA = 1\nB = \"{db.url}\"\n")
+            .unwrap()
+            .1;
+        assert_eq!(same.as_deref(), Some(digest.as_str()));
+        let other = env_table("[env]\nA = 1\nB = \"{db.port}\"\n").unwrap().1;
+        assert_ne!(other.as_deref(), Some(digest.as_str()));
+        // No table, no digest; an empty one has one.
+        assert_eq!(
+            env_table("[services.x]\nimage = \"i\"\n").unwrap(),
+            (BTreeMap::new(), None)
+        );
+        assert!(env_table("[env]\n").unwrap().1.is_some());
+        assert!(env_table("env = 3\n").unwrap_err().contains("table"));
+        assert!(env_table("[env\n").is_err());
+        // parse() records the same digest.
+        let cfg = parse_str("[services.db]\nimage = \"i\"\nports = [1]\nconnection_string = \"{host}\"\n[env]\nA = \"1\"\nB = \"{db.url}\"\n").unwrap();
+        assert_eq!(cfg.env_digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(parse_str("").unwrap().env_digest, None);
+    }
+
+    /// What the corpus fuzzers found, replayed on every run (proptest's own
+    /// regression files are not kept: each finding is a named case here).
+    #[test]
+    fn regressions_found_by_fuzzing() {
+        // Container variable names with '=' or NUL, and values with NUL,
+        // passed validation and failed only at container creation.
+        for bad in [
+            "env = { \"A=B\" = \"1\" }",
+            "env = { \"A\\u0000\" = \"1\" }",
+            "env = { A = \"x\\u0000y\" }",
+            "env = { \"\" = \"1\" }",
+        ] {
+            let e = err(&format!("[services.db]\nimage = \"i\"\n{bad}\n"));
+            assert_eq!(e.code, ErrorCode::ConfigInvalid, "{bad}");
+            assert!(
+                e.message.contains("container variable names"),
+                "{bad}: {}",
+                e.message
+            );
+            assert_eq!(e.details["line"], 3, "{bad}");
+        }
+    }
+
+    #[test]
+    fn load_from_root_reads_the_file_or_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        // No file: an empty config.
+        let empty = load_from_root(dir.path()).unwrap();
+        assert!(empty.services.is_empty() && empty.env.is_empty());
+        std::fs::write(dir.path().join(FILE_NAME), "[services.db]\nimage = \"i\"\n").unwrap();
+        assert_eq!(load_from_root(dir.path()).unwrap().services.len(), 1);
+        // Something that cannot be read as text.
+        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        std::fs::create_dir(dir.path().join(FILE_NAME)).unwrap();
+        let e = load_from_root(dir.path()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ConfigInvalid);
+        assert!(e.message.starts_with("cannot read "), "{}", e.message);
+        assert_eq!(
+            e.details["file"],
+            dir.path().join(FILE_NAME).display().to_string()
+        );
+    }
+
+    #[test]
+    fn error_messages_name_what_they_know() {
+        let loc = Located {
+            text: "a\nbc = 1\n",
+            path: Path::new("/w/aether.toml"),
+        };
+        let e = loc.error(Some(4..5), "services.db", "bad");
+        assert_eq!(e.message, "/w/aether.toml:2:3: `services.db`: bad");
+        assert_eq!(
+            (e.details["line"].clone(), e.details["column"].clone()),
+            (2.into(), 3.into())
+        );
+        // No position known: the file alone, never ":0:0"; no key: no backticks.
+        for key in ["", "."] {
+            let e = loc.error(None, key, "bad");
+            assert_eq!(e.message, "/w/aether.toml: bad");
+            assert_eq!(e.details["line"], 0);
+        }
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab", 99), (1, 3));
     }
 
     const FULL: &str = r#"
