@@ -44,11 +44,18 @@ fn shell_hooks_load_on_cd_and_restore_on_leaving() {
     let ws = ws.display();
     let expected = format!("in={port}\nout=users-own\n");
 
+    // bash runs $PROMPT_COMMAND before each prompt; a script has no prompt,
+    // so it runs it where the prompts would be (tests/trust.rs does the same
+    // with a real prompt on a terminal).
     let bash = format!(
-        "source {}/ajj.bash; cd {ws}; _ajj_hook; echo in=$WEB_PORT; cd /; _ajj_hook; echo out=$WEB_PORT",
-        hooks.display()
+        "eval \"$(ajj hooks init bash)\"; cd {ws}; eval \"$PROMPT_COMMAND\"; echo in=$WEB_PORT; cd /; eval \"$PROMPT_COMMAND\"; echo out=$WEB_PORT"
     );
     assert_eq!(shell(&repo, "bash", &bash), expected);
+    // The shipped file is what `ajj hooks init bash` prints.
+    assert_eq!(
+        repo.ajj(&["hooks", "init", "bash"]).success().stdout,
+        std::fs::read_to_string(hooks.join("ajj.bash")).unwrap()
+    );
     // zsh runs the hook on cd itself (chpwd).
     let zsh = format!(
         "eval \"$(ajj hooks init zsh)\"; cd {ws}; echo in=$WEB_PORT; cd /; echo out=$WEB_PORT"
