@@ -955,6 +955,82 @@ REDIS_UI = "http://{cache.host}:{cache.port.8001}/{workspace}"
             .message
             .contains("duration"));
     }
+
+    /// Each rule of validation, with the key it names; and the boundary
+    /// that is still valid next to each rejected value.
+    #[test]
+    fn every_rule_names_its_key() {
+        let svc = "[services.db]\nimage = \"x\"\n";
+        let cases: &[(&str, &str, &str)] = &[
+            ("[env]\n\"9A\" = \"x\"\n", "env.9A", "variable names"),
+            ("[env]\n\"A-B\" = \"x\"\n", "env.A-B", "variable names"),
+            ("command = []\n", "services.db.command", "must not be empty"),
+            (
+                "healthcheck = { command = [\"x\"], interval = \"0s\" }\n",
+                "services.db.healthcheck.interval",
+                "at least 1ms",
+            ),
+            (
+                "healthcheck = { command = [\"x\"], timeout = \"0s\" }\n",
+                "services.db.healthcheck.timeout",
+                "at least 1ms",
+            ),
+            (
+                "ports = [5432]\nconnection_string = \"{port.9999}\"\n",
+                "services.db.connection_string",
+                "not in `ports`",
+            ),
+            (
+                "ports = [1]\n[env]\nX = \"{db.url}\"\n",
+                "env.X",
+                "connection_string",
+            ),
+            (
+                "ports = [1, 2]\n[env]\nDB_PORT_1 = \"x\"\n",
+                "env.DB_PORT_1",
+                "already written",
+            ),
+        ];
+        for (text, key, says) in cases {
+            let e = err(&format!("{svc}{text}"));
+            assert_eq!(e.details["key"], *key, "{text}: {e}");
+            assert!(e.message.contains(says), "{text}: {}", e.message);
+        }
+        for ok in [
+            "[env]\n_A9 = \"x\"\n",
+            "command = [\"sh\"]\n",
+            "healthcheck = { command = [\"x\"], interval = \"1ms\", timeout = \"1ms\" }\n",
+            "ports = [5432]\nconnection_string = \"{port.5432}\"\n",
+            // With one port there is no DB_PORT_<n>: the name is free.
+            "ports = [1]\n[env]\nDB_PORT_1 = \"x\"\n",
+        ] {
+            parse_str(&format!("{svc}{ok}")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        assert_eq!(config_path(Path::new("/w")), Path::new("/w/aether.toml"));
+    }
+
+    #[test]
+    fn generated_names_follow_the_ports() {
+        let cfg = parse_str(
+            "[services.my-db]\nimage = \"x\"\nports = [1, 2]\nconnection_string = \"{host}\"\n[services.one]\nimage = \"x\"\nports = [3]\n[services.none]\nimage = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            generated_var_names(&cfg.services["my-db"]),
+            [
+                "MY_DB_HOST",
+                "MY_DB_PORT",
+                "MY_DB_PORT_1",
+                "MY_DB_PORT_2",
+                "MY_DB_URL"
+            ]
+        );
+        assert_eq!(
+            generated_var_names(&cfg.services["one"]),
+            ["ONE_HOST", "ONE_PORT"]
+        );
+        assert!(generated_var_names(&cfg.services["none"]).is_empty());
+    }
 }
 
 #[cfg(test)]

@@ -345,6 +345,18 @@ mod tests {
         assert_eq!(splice(&stray, Some(&block)), format!("A=1\nB=2\n{block}"));
         let doubled = format!("{block}X=1\n{block}");
         assert_eq!(splice(&doubled, Some(&block)), format!("{block}X=1\n"));
+        // After a BEGIN with no END only NAME='value' lines are Aether's.
+        let users = [
+            "B=unquoted",
+            "='x'",
+            "A B='x'",
+            "C='x",
+            "D=x'",
+            "lower-case='x'",
+        ];
+        let unterminated = format!("{BEGIN}\nA='1'\n{}\n", users.join("\n"));
+        let repaired = splice(&unterminated, Some(&block));
+        assert_eq!(repaired, format!("{block}{}\n", users.join("\n")));
     }
 
     #[test]
@@ -363,7 +375,12 @@ mod tests {
         ] {
             let err = result.unwrap_err();
             assert_eq!(err.code, ErrorCode::EnvFile);
-            assert!(err.message.contains("symbolic link"), "{}", err.message);
+            assert!(
+                err.message.contains("is a symbolic link"),
+                "{}",
+                err.message
+            );
+            assert!(err.hint.as_deref().unwrap().contains("rm "), "{err:?}");
         }
         // Neither the link nor its target changed.
         assert!(std::fs::symlink_metadata(root.join(FILE_NAME))
@@ -386,6 +403,46 @@ mod tests {
             .unwrap_err()
             .message
             .contains("directory"));
+    }
+
+    #[test]
+    fn a_missing_file_is_created_and_other_failures_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_all(dir.path()).unwrap().is_empty());
+        assert!(!clear(dir.path()).unwrap(), "nothing to clear");
+        assert!(!dir.path().join(FILE_NAME).exists());
+        assert!(write(dir.path(), &vars()).unwrap());
+        let meta = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // Clearing a file that held only the block removes it.
+        assert!(clear(dir.path()).unwrap());
+        assert!(!dir.path().join(FILE_NAME).exists());
+        // A root that is not a directory: an error, but not "a symlink".
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "").unwrap();
+        let e = read_all(&file).unwrap_err();
+        assert_eq!(e.code, ErrorCode::EnvFile);
+        assert!(e.message.starts_with("cannot read"), "{}", e.message);
+    }
+
+    #[test]
+    fn ignored_by_the_roots_gitignore() {
+        let dir = tempfile::tempdir().unwrap();
+        let global = ignore::gitignore::Gitignore::global()
+            .0
+            .matched(FILE_NAME, false)
+            .is_ignore();
+        assert_eq!(is_ignored(dir.path()), global);
+        let gitignore = dir.path().join(".gitignore");
+        std::fs::write(&gitignore, "target/\n.env\n").unwrap();
+        assert!(is_ignored(dir.path()));
+        std::fs::write(&gitignore, "*.env\n").unwrap();
+        assert!(is_ignored(dir.path()));
+        if !global {
+            std::fs::write(&gitignore, ".env\n!.env\n").unwrap();
+            assert!(!is_ignored(dir.path()), "a negation re-includes it");
+        }
     }
 
     #[test]

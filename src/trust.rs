@@ -134,31 +134,47 @@ pub fn never_exported(name: &str) -> bool {
 
 /// The names in `$AETHER_HOOK_ALLOW`.
 pub fn user_allowed() -> BTreeSet<String> {
-    std::env::var(ALLOW_VAR)
-        .unwrap_or_default()
-        .split([' ', ',', ':'])
+    parse_allowed(&std::env::var(ALLOW_VAR).unwrap_or_default())
+}
+
+fn parse_allowed(text: &str) -> BTreeSet<String> {
+    text.split([' ', ',', ':'])
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
 }
 
-/// Where the records of one workspace root live: keyed by a hash of the
-/// canonical root, so trust never carries over to another directory.
-fn record_path(kind: &str, root: &Path) -> Option<PathBuf> {
-    let key = hex(&Sha256::digest(root.as_os_str().as_encoded_bytes()));
-    Some(
-        user_state_dir()?
-            .join(kind)
-            .join(format!("{}.json", &key[..32])),
-    )
+/// Aether's records about workspace roots, in one directory: the user's
+/// state directory (`Records::user`), which no revision can write; tests
+/// use one of their own. Each record is keyed by a hash of the canonical
+/// root, so trust never carries over to another directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Records {
+    dir: PathBuf,
 }
 
-pub fn trust_path(root: &Path) -> Option<PathBuf> {
-    record_path("trust", root)
-}
+impl Records {
+    /// The user's records; `None` without HOME or XDG_STATE_HOME.
+    pub fn user() -> Option<Records> {
+        user_state_dir().map(Records::at)
+    }
 
-pub fn generated_path(root: &Path) -> Option<PathBuf> {
-    record_path("env", root)
+    pub fn at(dir: PathBuf) -> Records {
+        Records { dir }
+    }
+
+    fn path(&self, kind: &str, root: &Path) -> PathBuf {
+        let key = hex(&Sha256::digest(root.as_os_str().as_encoded_bytes()));
+        self.dir.join(kind).join(format!("{}.json", &key[..32]))
+    }
+
+    pub fn trust_path(&self, root: &Path) -> PathBuf {
+        self.path("trust", root)
+    }
+
+    pub fn generated_path(&self, root: &Path) -> PathBuf {
+        self.path("env", root)
+    }
 }
 
 // ---- what Aether generated ---------------------------------------------------
@@ -191,30 +207,25 @@ impl Generated {
     }
 }
 
-pub fn load_generated(root: &Path) -> Option<Generated> {
-    let bytes = std::fs::read(generated_path(root)?).ok()?;
-    serde_json::from_slice::<Generated>(&bytes)
-        .ok()
-        .filter(|g| g.root == root)
-}
-
-/// Records what was written, when it differs from the record. Without a
-/// state directory (no HOME) there is nothing to record: the hooks then
-/// load no generated variable, which is safe.
-pub fn record_generated(generated: &Generated) -> Result<()> {
-    let Some(path) = generated_path(&generated.root) else {
-        return Ok(());
-    };
-    if load_generated(&generated.root).as_ref() == Some(generated) {
-        return Ok(());
+impl Records {
+    pub fn load_generated(&self, root: &Path) -> Option<Generated> {
+        let bytes = std::fs::read(self.generated_path(root)).ok()?;
+        serde_json::from_slice::<Generated>(&bytes)
+            .ok()
+            .filter(|g| g.root == root)
     }
-    let bytes = serde_json::to_vec_pretty(generated).expect("record serialises");
-    write_atomic(&path, &bytes, 0o600)
-}
 
-pub fn forget_generated(root: &Path) {
-    if let Some(path) = generated_path(root) {
-        let _ = std::fs::remove_file(path);
+    /// Records what was written, when it differs from the record.
+    pub fn record_generated(&self, generated: &Generated) -> Result<()> {
+        if self.load_generated(&generated.root).as_ref() == Some(generated) {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec_pretty(generated).expect("record serialises");
+        write_atomic(&self.generated_path(&generated.root), &bytes, 0o600)
+    }
+
+    pub fn forget_generated(&self, root: &Path) {
+        let _ = std::fs::remove_file(self.generated_path(root));
     }
 }
 
@@ -292,36 +303,45 @@ pub struct TrustRecord {
     pub trusted_at: u64,
 }
 
-pub fn load_trust(root: &Path) -> Option<TrustRecord> {
-    let bytes = std::fs::read(trust_path(root)?).ok()?;
-    serde_json::from_slice::<TrustRecord>(&bytes)
-        .ok()
-        .filter(|r| r.root == root)
-}
-
-pub fn save_trust(record: &TrustRecord) -> Result<PathBuf> {
-    let path = trust_path(&record.root).ok_or_else(|| {
-        CommandError::new(
-            ErrorCode::Io,
-            "neither XDG_STATE_HOME nor HOME is set, so there is nowhere to record trust",
-        )
-        .hint("set HOME (trust is kept in ~/.local/state/aether/trust)")
-    })?;
-    let bytes = serde_json::to_vec_pretty(record).expect("record serialises");
-    write_atomic(&path, &bytes, 0o600)?;
-    Ok(path)
-}
-
-/// Whether there was a record to remove.
-pub fn remove_trust(root: &Path) -> Result<bool> {
-    let Some(path) = trust_path(root) else {
-        return Ok(false);
-    };
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(CommandError::io(path.display(), e)),
+impl Records {
+    pub fn load_trust(&self, root: &Path) -> Option<TrustRecord> {
+        let bytes = std::fs::read(self.trust_path(root)).ok()?;
+        serde_json::from_slice::<TrustRecord>(&bytes)
+            .ok()
+            .filter(|r| r.root == root)
     }
+
+    /// Whether `sources` are what the user trusted for `root`.
+    pub fn trusts(&self, root: &Path, sources: &Sources) -> bool {
+        self.load_trust(root)
+            .is_some_and(|r| r.digest == sources.digest())
+    }
+
+    pub fn save_trust(&self, record: &TrustRecord) -> Result<PathBuf> {
+        let path = self.trust_path(&record.root);
+        let bytes = serde_json::to_vec_pretty(record).expect("record serialises");
+        write_atomic(&path, &bytes, 0o600)?;
+        Ok(path)
+    }
+
+    /// Whether there was a record to remove.
+    pub fn remove_trust(&self, root: &Path) -> Result<bool> {
+        let path = self.trust_path(root);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(CommandError::io(path.display(), e)),
+        }
+    }
+}
+
+/// Without a state directory nothing can be trusted: say how to get one.
+pub fn no_state_dir() -> CommandError {
+    CommandError::new(
+        ErrorCode::Io,
+        "neither XDG_STATE_HOME nor HOME is set, so there is nowhere to record trust",
+    )
+    .hint("set HOME (trust is kept in ~/.local/state/aether/trust)")
 }
 
 // ---- the rule the hooks follow -------------------------------------------------
@@ -516,6 +536,128 @@ mod tests {
             assert!(never_exported(name), "{name}");
         }
         assert!(!never_exported("DATABASE_URL"));
+    }
+
+    #[test]
+    fn records_are_keyed_by_root_in_the_users_state_dir() {
+        let records = Records::at("/s".into());
+        let a = records.trust_path(Path::new("/w/a"));
+        assert_ne!(a, records.trust_path(Path::new("/w/b")));
+        assert_eq!(a.parent(), Some(Path::new("/s/trust")));
+        let g = records.generated_path(Path::new("/w/a"));
+        assert_eq!(g.parent(), Some(Path::new("/s/env")));
+        assert_eq!(g.file_name(), a.file_name());
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name.len(), 32 + ".json".len());
+        assert!(name
+            .trim_end_matches(".json")
+            .chars()
+            .all(|c| c.is_ascii_hexdigit()));
+        // The user's live in the user's state dir (HOME is set here).
+        assert_eq!(
+            Records::user(),
+            Some(Records::at(user_state_dir().expect("HOME is set")))
+        );
+    }
+
+    #[test]
+    fn trust_is_recorded_checked_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::at(dir.path().join("state"));
+        let root = Path::new("/w/a");
+        let s = sources("A=1\n", Some("t"));
+        assert_eq!(records.load_trust(root), None);
+        assert!(!records.trusts(root, &s));
+        assert!(!records.remove_trust(root).unwrap(), "nothing to remove");
+        let record = TrustRecord {
+            root: root.into(),
+            digest: s.digest(),
+            trusted_at: 1,
+        };
+        let path = records.save_trust(&record).unwrap();
+        assert_eq!(path, records.trust_path(root));
+        assert_eq!(records.load_trust(root), Some(record.clone()));
+        assert!(records.trusts(root, &s));
+        assert!(!records.trusts(root, &sources("A=2\n", Some("t"))));
+        // A record is for its own root only, even if copied elsewhere.
+        let other = Path::new("/w/b");
+        std::fs::create_dir_all(records.trust_path(other).parent().unwrap()).unwrap();
+        std::fs::copy(&path, records.trust_path(other)).unwrap();
+        assert_eq!(records.load_trust(other), None);
+        assert!(records.remove_trust(root).unwrap());
+        assert_eq!(records.load_trust(root), None);
+        // A record that cannot be removed is an error, not "was not there".
+        std::fs::create_dir_all(records.trust_path(root)).unwrap();
+        std::fs::write(records.trust_path(root).join("x"), "").unwrap();
+        assert!(records.remove_trust(root).is_err());
+    }
+
+    #[test]
+    fn the_generated_record_is_written_only_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::at(dir.path().to_path_buf());
+        let g = generated(&[("DB_PORT", "1")], &[("APP", "x")], Some("d"));
+        assert_eq!(records.load_generated(Path::new("/w")), None);
+        records.record_generated(&g).unwrap();
+        assert_eq!(records.load_generated(Path::new("/w")), Some(g.clone()));
+        let path = records.generated_path(Path::new("/w"));
+        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        records.record_generated(&g).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            written
+        );
+        let changed = generated(&[("DB_PORT", "2")], &[], None);
+        records.record_generated(&changed).unwrap();
+        assert_eq!(records.load_generated(Path::new("/w")), Some(changed));
+        // Another root's record is not this root's.
+        assert_eq!(records.load_generated(Path::new("/elsewhere")), None);
+        std::fs::copy(&path, records.generated_path(Path::new("/elsewhere"))).unwrap();
+        assert_eq!(records.load_generated(Path::new("/elsewhere")), None);
+        records.forget_generated(Path::new("/w"));
+        assert_eq!(records.load_generated(Path::new("/w")), None);
+    }
+
+    #[test]
+    fn sources_are_read_from_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let none = Sources::read(root).unwrap();
+        assert_eq!(none.env_digest, None);
+        assert!(none.env_table.is_empty() && none.env.user_vars.is_empty());
+        std::fs::write(root.join(".env"), "MINE=1\n").unwrap();
+        std::fs::write(root.join("aether.toml"), "[env]\nA = \"x\"\n").unwrap();
+        let some = Sources::read(root).unwrap();
+        assert_eq!(some.env.user_vars, [("MINE".to_string(), "1".to_string())]);
+        assert_eq!(some.env_table["A"], "x");
+        assert!(some.env_digest.is_some());
+        std::fs::write(root.join("aether.toml"), "[env\n").unwrap();
+        assert_eq!(
+            Sources::read(root).unwrap_err().code,
+            ErrorCode::ConfigInvalid
+        );
+        let only = Sources::read_env_only(root).unwrap();
+        assert_eq!(only.env.user_vars.len(), 1);
+        assert_eq!(only.env_digest.as_deref(), Some("unreadable"));
+        // An aether.toml that cannot be read at all is an error too.
+        std::fs::remove_file(root.join("aether.toml")).unwrap();
+        std::fs::create_dir(root.join("aether.toml")).unwrap();
+        assert!(Sources::read(root).is_err());
+    }
+
+    #[test]
+    fn the_users_allow_list() {
+        assert_eq!(
+            parse_allowed(" PATH,,PS1:LD_PRELOAD  "),
+            BTreeSet::from(["PATH".into(), "PS1".into(), "LD_PRELOAD".into()])
+        );
+        assert!(parse_allowed("").is_empty());
+        // scripts/mutants sets AETHER_HOOK_ALLOW, so this reads something there.
+        assert_eq!(
+            user_allowed(),
+            parse_allowed(&std::env::var(ALLOW_VAR).unwrap_or_default())
+        );
     }
 
     #[test]

@@ -132,10 +132,12 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
 /// The hook's plan for `root` and whether its content is trusted.
 fn hook_plan(root: &Path) -> Result<(trust::HookPlan, bool)> {
     let sources = trust::Sources::read(root)?;
-    let trusted = trust::load_trust(root).is_some_and(|r| r.digest == sources.digest());
+    let records = trust::Records::user();
+    let trusted = records.as_ref().is_some_and(|r| r.trusts(root, &sources));
+    let generated = records.as_ref().and_then(|r| r.load_generated(root));
     let plan = trust::hook_plan(
         &sources,
-        trust::load_generated(root).as_ref(),
+        generated.as_ref(),
         trusted,
         &trust::user_allowed(),
     );
@@ -153,7 +155,7 @@ fn hook_vars(root: &Path) -> Vec<(String, String)> {
                 e.message
             );
             let sources = trust::Sources::read_env_only(root)?;
-            let generated = trust::load_generated(root);
+            let generated = trust::Records::user().and_then(|r| r.load_generated(root));
             Ok((
                 trust::hook_plan(&sources, generated.as_ref(), false, &trust::user_allowed()),
                 false,
@@ -183,12 +185,13 @@ fn hook_vars(root: &Path) -> Vec<(String, String)> {
 /// For `.envrc`: exports only (direnv restores the shell itself), and the
 /// files whose change should make direnv load again.
 fn direnv(shell: Shell, root: &Path) -> String {
+    let records = trust::Records::user();
     let mut out = String::from("watch_file");
     let watched = [
         Some(root.join(envfile::FILE_NAME)),
         Some(crate::config::config_path(root)),
-        trust::trust_path(root),
-        trust::generated_path(root),
+        records.as_ref().map(|r| r.trust_path(root)),
+        records.as_ref().map(|r| r.generated_path(root)),
     ];
     for path in watched.into_iter().flatten() {
         out.push(' ');
@@ -203,12 +206,13 @@ fn direnv(shell: Shell, root: &Path) -> String {
 
 /// Identifies the content the hook's answer depends on, from metadata only.
 fn stamp(root: &Path) -> String {
+    let records = trust::Records::user();
     use std::os::unix::fs::MetadataExt;
     let files = [
         Some(root.join(envfile::FILE_NAME)),
         Some(crate::config::config_path(root)),
-        trust::trust_path(root),
-        trust::generated_path(root),
+        records.as_ref().map(|r| r.trust_path(root)),
+        records.as_ref().map(|r| r.generated_path(root)),
     ];
     let mut out = String::new();
     for file in files {

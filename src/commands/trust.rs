@@ -50,10 +50,11 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     let root = root_here(repo)?;
     let sources = Sources::read(&root)?;
     let digest = sources.digest();
-    let before = trust::load_trust(&root);
+    let records = trust::Records::user().ok_or_else(trust::no_state_dir)?;
+    let before = records.load_trust(&root);
     let was_trusted = before.as_ref().is_some_and(|r| r.digest == digest);
     if !args.show && !was_trusted {
-        trust::save_trust(&TrustRecord {
+        records.save_trust(&TrustRecord {
             root: root.clone(),
             digest: digest.clone(),
             trusted_at: std::time::SystemTime::now()

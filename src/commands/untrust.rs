@@ -19,7 +19,10 @@ pub struct Args {
 
 pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     let root = root_here(repo)?;
-    let removed = crate::trust::remove_trust(&root)?;
+    let removed = match crate::trust::Records::user() {
+        Some(records) => records.remove_trust(&root)?,
+        None => false,
+    };
     if args.json {
         print_json(&json!({
             "schema_version": SCHEMA_VERSION,

@@ -86,14 +86,19 @@ async fn settle<B: Backend>(
             &applied.ports,
         )?;
         env_written = if d.config.services.is_empty() && d.config.env.is_empty() {
-            crate::trust::forget_generated(&d.root);
+            if let Some(records) = crate::trust::Records::user() {
+                records.forget_generated(&d.root);
+            }
             envfile::clear(&d.root)?
         } else {
             let written = envfile::write(&d.root, &vars)?;
             // What the shell hooks may load without trust: recorded where
             // no revision can write (see trust.rs).
+            // Without a state directory (no HOME) there is nothing to
+            // record, and the hooks load no generated variable: safe.
             let generated = crate::trust::Generated::new(&d.root, &d.config, &vars);
-            if let Err(e) = crate::trust::record_generated(&generated) {
+            let recorded = crate::trust::Records::user().map(|r| r.record_generated(&generated));
+            if let Some(Err(e)) = recorded {
                 tracing::warn!(
                     "cannot record {}'s variables for the shell hooks: {}",
                     name,

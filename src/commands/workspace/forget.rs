@@ -89,7 +89,9 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
                 .and_then(|e| e.root.clone());
             if let Some(root) = &root {
                 // The directory stays, but its variables would now point nowhere.
-                crate::trust::forget_generated(root);
+                if let Some(records) = crate::trust::Records::user() {
+                    records.forget_generated(root);
+                }
                 if let Err(e) = envfile::clear(root) {
                     first_error.get_or_insert(e);
                 }
