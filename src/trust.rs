@@ -647,6 +647,44 @@ mod tests {
     }
 
     #[test]
+    fn notices_say_what_was_skipped_and_how_to_load_it() {
+        let root = Path::new("/w");
+        assert!(notices(root, &HookPlan::default()).is_empty());
+        let plan = HookPlan {
+            load: vec![("A".into(), "1".into())],
+            untrusted: vec!["B".into()],
+            withheld: vec!["PATH".into(), "PS1".into()],
+            unverified: vec!["C".into(), "D".into()],
+        };
+        let n = notices(root, &plan);
+        assert_eq!(n.len(), 3, "{n:?}");
+        assert!(
+            n[0].starts_with("ajj: skipped 1 variable of /w "),
+            "{}",
+            n[0]
+        );
+        assert!(n[0].contains("run `ajj trust`"), "{}", n[0]);
+        assert!(n[1].contains("never loads PATH, PS1"), "{}", n[1]);
+        assert!(n[1].contains("AETHER_HOOK_ALLOW=\"PATH PS1\""), "{}", n[1]);
+        assert!(
+            n[2].starts_with("ajj: skipped 2 lines of Aether's block in /w/.env"),
+            "{}",
+            n[2]
+        );
+        assert!(n[2].contains("ajj reconcile"), "{}", n[2]);
+        let two = HookPlan {
+            untrusted: vec!["B".into(), "C".into()],
+            ..Default::default()
+        };
+        assert!(notices(root, &two)[0].starts_with("ajj: skipped 2 variables of"));
+        let one = HookPlan {
+            unverified: vec!["C".into()],
+            ..Default::default()
+        };
+        assert!(notices(root, &one)[0].starts_with("ajj: skipped 1 line of"));
+    }
+
+    #[test]
     fn the_users_allow_list() {
         assert_eq!(
             parse_allowed(" PATH,,PS1:LD_PRELOAD  "),

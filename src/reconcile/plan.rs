@@ -699,6 +699,168 @@ ports = [6379]
         assert!(!p.iter().any(|a| matches!(a, Action::RemoveVolume { .. })));
     }
 
+    /// Of two containers for one service, the one kept is made under the
+    /// current name, then running, then of the current config, then the
+    /// first by name; the names are chosen so that name order alone would
+    /// keep the wrong one.
+    #[test]
+    fn of_two_containers_the_better_one_is_kept() {
+        let d = desired(&["a"], CFG);
+        let good = || {
+            let mut c = container("a", "cache", &d, RunState::Running);
+            c.name = "z-good".into();
+            c
+        };
+        let renamed = {
+            let mut c = good();
+            c.workspace = "old".into();
+            c
+        };
+        let stopped = {
+            let mut c = good();
+            c.state = RunState::Exited;
+            c
+        };
+        let drifted = {
+            let mut c = good();
+            c.config_hash = "old".into();
+            c
+        };
+        for (mut worse, what) in [
+            (renamed, "renamed"),
+            (stopped, "stopped"),
+            (drifted, "drifted"),
+        ] {
+            worse.name = "a-worse".into();
+            let mut o = converged(&d);
+            o.containers.retain(|c| c.service != "cache");
+            o.containers.push(worse);
+            o.containers.push(good());
+            let p = plan(&d, &o, &Scope::All);
+            let touched: Vec<&Action> = p
+                .iter()
+                .filter(|a| !matches!(a, Action::AdoptWorkspace { .. }))
+                .collect();
+            assert_eq!(
+                touched,
+                [&Action::RemoveContainer {
+                    workspace: "a".into(),
+                    service: "cache".into(),
+                    container: "a-worse".into(),
+                    reason: Reason::Duplicate
+                }],
+                "{what}"
+            );
+        }
+        // Equal in every way: the first by name stays, whatever the order seen.
+        let mut o = converged(&d);
+        o.containers.retain(|c| c.service != "cache");
+        let mut second = good();
+        second.name = "y-second".into();
+        o.containers.push(good());
+        o.containers.push(second);
+        assert_eq!(
+            plan(&d, &o, &Scope::All),
+            [Action::RemoveContainer {
+                workspace: "a".into(),
+                service: "cache".into(),
+                container: "z-good".into(),
+                reason: Reason::Duplicate
+            }]
+        );
+    }
+
+    #[test]
+    fn every_action_says_what_it_does() {
+        let a = |s: &str| s.to_string();
+        let cases = [
+            (
+                Action::AdoptWorkspace {
+                    workspace: a("b"),
+                    from: a("a"),
+                },
+                "adopt the environment of a (renamed to b): volumes and ports kept",
+            ),
+            (
+                Action::CreateNetwork { workspace: a("w") },
+                "create network of w",
+            ),
+            (
+                Action::CreateVolume {
+                    workspace: a("w"),
+                    service: a("db"),
+                    volume: a("data"),
+                },
+                "create volume w/db/data",
+            ),
+            (
+                Action::CreateContainer {
+                    workspace: a("w"),
+                    service: a("db"),
+                    reason: Reason::Missing,
+                },
+                "create w/db",
+            ),
+            (
+                Action::RecreateContainer {
+                    workspace: a("w"),
+                    service: a("db"),
+                    container: a("c"),
+                    reason: Reason::Drifted,
+                },
+                "recreate w/db (config changed)",
+            ),
+            (
+                Action::StartContainer {
+                    workspace: a("w"),
+                    service: a("db"),
+                    container: a("c"),
+                    reason: Reason::Stopped,
+                },
+                "start w/db",
+            ),
+            (
+                Action::RemoveContainer {
+                    workspace: a("w"),
+                    service: a("db"),
+                    container: a("c"),
+                    reason: Reason::ServiceRemoved,
+                },
+                "remove w/db (service removed from aether.toml)",
+            ),
+            (
+                Action::RemoveVolume {
+                    workspace: a("w"),
+                    volume: a("v"),
+                    reason: Reason::WorkspaceGone,
+                },
+                "remove volume v (workspace gone)",
+            ),
+            (
+                Action::RemoveNetwork {
+                    workspace: a("w"),
+                    network: a("0123456789abcdef"),
+                    reason: Reason::Duplicate,
+                },
+                "remove network 0123456789ab (duplicate)",
+            ),
+            (
+                Action::RemoveNetwork {
+                    workspace: a("w"),
+                    network: a("short"),
+                    reason: Reason::Renamed,
+                },
+                "remove network short (workspace renamed)",
+            ),
+        ];
+        for (action, text) in cases {
+            assert_eq!(action.describe(), text);
+        }
+        for (reason, text) in [(Reason::Missing, "missing"), (Reason::Stopped, "stopped")] {
+            assert_eq!(reason_text(reason), text);
+        }
+    }
+
     #[test]
     fn a_duplicate_network_goes_and_the_one_in_use_stays() {
         let d = desired(&["a"], CFG);
