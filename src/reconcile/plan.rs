@@ -771,6 +771,18 @@ ports = [6379]
     }
 
     #[test]
+    fn a_scoped_plan_creates_only_for_its_workspace() {
+        let d = desired(&["a", "b"], CFG);
+        let p = plan(
+            &d,
+            &Observed::default(),
+            &Scope::workspace("a", Some(&root("a"))),
+        );
+        assert!(!p.is_empty());
+        assert!(p.iter().all(|a| a.workspace() == "a"), "{p:?}");
+    }
+
+    #[test]
     fn every_action_says_what_it_does() {
         let a = |s: &str| s.to_string();
         let cases = [

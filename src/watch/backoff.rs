@@ -145,6 +145,59 @@ mod tests {
         assert!(c.per.is_empty());
     }
 
+    fn crash_loop(c: &mut CrashLoops, at: Instant) -> Option<Duration> {
+        (0..THRESHOLD).filter_map(|_| c.strike("a", at)).last()
+    }
+
+    #[test]
+    fn the_window_and_the_hold_end_are_inclusive_boundaries() {
+        let mut c = CrashLoops::default();
+        let t0 = Instant::now();
+        // A strike exactly one window after the first still counts.
+        c.strike("a", t0);
+        c.strike("a", t0 + WINDOW / 2);
+        let t = t0 + WINDOW;
+        assert_eq!(c.strike("a", t), Some(FIRST_HOLD));
+        // Held until, not at, its end.
+        assert!(c.is_held("a", t + FIRST_HOLD - Duration::from_millis(1)));
+        assert!(!c.is_held("a", t + FIRST_HOLD));
+        assert_eq!(c.next_release(t + FIRST_HOLD), None);
+    }
+
+    #[test]
+    fn settling_resets_only_after_two_quiet_windows_and_the_hold() {
+        // The hold is over but the last strike is recent: the next loop is
+        // held longer.
+        let mut c = CrashLoops::default();
+        let t0 = Instant::now();
+        crash_loop(&mut c, t0);
+        c.settled("a", t0 + WINDOW);
+        assert_eq!(crash_loop(&mut c, t0 + WINDOW), Some(FIRST_HOLD * 2));
+        // Exactly two windows of quiet is not yet more than two.
+        let mut c = CrashLoops::default();
+        crash_loop(&mut c, t0);
+        c.settled("a", t0 + WINDOW * 2);
+        assert_eq!(crash_loop(&mut c, t0 + WINDOW * 2), Some(FIRST_HOLD * 2));
+        // Past that, it starts over.
+        let mut c = CrashLoops::default();
+        crash_loop(&mut c, t0);
+        let calm = t0 + WINDOW * 2 + Duration::from_secs(1);
+        c.settled("a", calm);
+        assert_eq!(crash_loop(&mut c, calm), Some(FIRST_HOLD));
+        // Quiet, but still held (a long hold): kept.
+        let mut c = CrashLoops::with_max_hold(Duration::from_secs(1000));
+        let mut now = t0;
+        for _ in 0..7 {
+            now += Duration::from_secs(1000);
+            crash_loop(&mut c, now);
+        }
+        // The 7th loop holds 128 s: quiet after 121 s, still held.
+        let quiet = now + WINDOW * 2 + Duration::from_secs(1);
+        assert!(c.is_held("a", quiet));
+        c.settled("a", quiet);
+        assert!(c.is_held("a", quiet));
+    }
+
     #[test]
     fn the_hold_is_capped() {
         let mut c = CrashLoops::default();
