@@ -195,4 +195,62 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn causes_have_their_documented_names() {
+        let names: Vec<&str> = [
+            Cause::JjOperation,
+            Cause::Config,
+            Cause::EnvFile,
+            Cause::WorkspaceDir,
+        ]
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+        assert_eq!(
+            names,
+            ["jj_operation", "config", "env_file", "workspace_dir"]
+        );
+    }
+
+    /// Real inotify watches: roots come and go, parents are shared, and an
+    /// edit of a watched root's aether.toml arrives and is classified.
+    #[test]
+    fn sync_follows_the_live_roots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let store = base.join("main/.jj/repo");
+        std::fs::create_dir_all(store.join("op_heads/heads")).unwrap();
+        std::fs::create_dir_all(store.join("workspace_store")).unwrap();
+        let (a, b) = (base.join("a"), base.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut t = FsTriggers::new(&store, tx).unwrap();
+        assert!(t.sync(&[a.clone(), b.clone()]), "new roots");
+        assert!(!t.sync(&[a.clone(), b.clone()]), "nothing new");
+        // a, b, and their shared parent.
+        assert_eq!(t.dirs.len(), 3);
+        assert_eq!(t.dirs[&base], 2);
+        assert!(!t.sync(std::slice::from_ref(&a)), "a root went");
+        assert_eq!(t.dirs.len(), 2);
+        assert_eq!(t.dirs[&base], 1);
+        // A root that is not a directory (deleted) is not watched.
+        assert!(!t.sync(&[a.clone(), base.join("gone")]));
+        assert_eq!(t.roots, BTreeSet::from([a.clone()]));
+
+        std::fs::write(a.join("aether.toml"), "").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut cause = None;
+        while cause.is_none() && std::time::Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(Wake::Fs(event)) => cause = t.classify(&event),
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        assert_eq!(cause, Some(Cause::Config));
+        assert!(!t.sync(&[]));
+        assert!(t.dirs.is_empty());
+    }
 }
