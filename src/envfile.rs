@@ -345,6 +345,12 @@ mod tests {
         assert_eq!(splice(&stray, Some(&block)), format!("A=1\nB=2\n{block}"));
         let doubled = format!("{block}X=1\n{block}");
         assert_eq!(splice(&doubled, Some(&block)), format!("{block}X=1\n"));
+        // A block further down, several lines long: what follows it stays.
+        let deep = format!("A=1\nB=2\n{BEGIN}\nX='1'\nY='2'\nZ='3'\n{END}\nUSER=1\nMORE=2\n");
+        assert_eq!(
+            splice(&deep, Some(&block)),
+            format!("A=1\nB=2\n{block}USER=1\nMORE=2\n")
+        );
         // After a BEGIN with no END only NAME='value' lines are Aether's.
         let users = [
             "B=unquoted",
