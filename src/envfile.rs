@@ -360,9 +360,12 @@ mod tests {
             "D=x'",
             "lower-case='x'",
         ];
-        let unterminated = format!("{BEGIN}\nA='1'\n{}\n", users.join("\n"));
-        let repaired = splice(&unterminated, Some(&block));
-        assert_eq!(repaired, format!("{block}{}\n", users.join("\n")));
+        // The scan stops at the first other line, so each is tried alone.
+        for user in users {
+            let unterminated = format!("{BEGIN}\nA='1'\n{user}\n");
+            let repaired = splice(&unterminated, Some(&block));
+            assert_eq!(repaired, format!("{block}{user}\n"), "{user}");
+        }
     }
 
     #[test]
