@@ -428,6 +428,11 @@ fn direnv_loads_through_the_same_rule() {
         format!("{port},unset,unset,unset,unset")
     );
     assert_eq!(pwned(&pwned_dir), Vec::<String>::new());
+    // direnv evaluates .envrc with bash: another shell is a usage error.
+    let zsh = repo
+        .ajj(&["env", "--shell", "zsh", "--direnv"])
+        .failure_with(2);
+    assert!(zsh.stderr.contains("--shell bash"), "{}", zsh.stderr);
 }
 
 #[test]

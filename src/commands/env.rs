@@ -99,6 +99,13 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         return Ok(0);
     };
     if args.direnv {
+        if shell != Shell::Bash {
+            return Err(crate::error::CommandError::new(
+                crate::error::ErrorCode::Usage,
+                "--direnv goes with --shell bash: direnv evaluates .envrc with bash",
+            )
+            .hint("eval \"$(ajj env --shell bash --direnv)\" in .envrc (hooks/envrc)"));
+        }
         if let Some(root) = root {
             print!("{}", direnv(shell, &root));
         }
@@ -206,8 +213,8 @@ fn direnv(shell: Shell, root: &Path) -> String {
 
 /// Identifies the content the hook's answer depends on, from metadata only.
 fn stamp(root: &Path) -> String {
-    let records = trust::Records::user();
     use std::os::unix::fs::MetadataExt;
+    let records = trust::Records::user();
     let files = [
         Some(root.join(envfile::FILE_NAME)),
         Some(crate::config::config_path(root)),
