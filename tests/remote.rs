@@ -554,3 +554,25 @@ fn aether_backend_from_the_environment_and_a_full_port_ledger() {
     assert_eq!(after.len(), usize::from(u16::MAX));
     std::fs::remove_file(&ledger).unwrap();
 }
+
+/// A non-default `docker_socket` (rootless Docker users all have one): the
+/// environment is recorded under the same backend id that later commands
+/// parse, so run, status and forget reach it (they failed with
+/// SSH_UNREACHABLE when the id was written without its separator).
+#[test]
+fn a_non_default_docker_socket_is_recorded_and_found_again() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    // The same engine under another path of its socket.
+    let (repo, ws, local) =
+        one_remote_workspace(&sshd, "docker_socket = \"/run/docker.sock\"", &[]);
+    let run = web_via_run(&repo, &ws);
+    assert!(run.status.success(), "{}", run.stderr);
+    let status = repo.ajj_in(&ws, &["status", "--json"]).success().json();
+    assert_eq!(status["backend"], "docker-remote");
+    assert_eq!(status["resources"]["web"]["external_port"], local);
+    repo.ajj(&["workspace", "forget", "feat"]).success();
+    assert!(repo
+        .docker_names("container", "label=dev.aether.workspace=feat")
+        .is_empty());
+}

@@ -10,7 +10,6 @@ use super::{
     ContainerRequest, EventKind, LiveStatus, Observed, ObservedContainer, ObservedObject, RunState,
     StartError, WorkspaceRef,
 };
-use crate::backend::spec::DEFAULT_DOCKER_SOCKET;
 use crate::error::{CommandError, ErrorCode, Result};
 use crate::reconcile::readiness;
 use crate::repo::object_key;
@@ -426,8 +425,8 @@ impl Backend for DockerBackend {
 
     fn id(&self) -> String {
         match &self.remote {
-            Some(m) if m.remote_socket == DEFAULT_DOCKER_SOCKET => m.target.to_string(),
-            Some(m) => format!("{}{}", m.target, m.remote_socket),
+            // The same rule as the spec's: `workspace_backend` parses it back.
+            Some(m) => crate::backend::spec::ssh_id(&m.target, &m.remote_socket),
             None => "docker-local".into(),
         }
     }

@@ -22,6 +22,17 @@ pub enum BackendSpec {
     },
 }
 
+/// The one rule for a remote backend's id, recorded with each environment
+/// and parsed back by [`BackendSpec::from_id`]: the target, and `#socket`
+/// when the socket is not the default one.
+pub fn ssh_id(target: &SshTarget, docker_socket: &str) -> String {
+    if docker_socket == DEFAULT_DOCKER_SOCKET {
+        target.to_string()
+    } else {
+        format!("{target}#{docker_socket}")
+    }
+}
+
 impl BackendSpec {
     /// The identity recorded with each workspace's environment, so a command
     /// aimed at another backend never mistakes it for missing.
@@ -32,17 +43,21 @@ impl BackendSpec {
                 target,
                 docker_socket,
                 ..
-            } if docker_socket == DEFAULT_DOCKER_SOCKET => target.to_string(),
-            BackendSpec::Ssh {
-                target,
-                docker_socket,
-                ..
-            } => format!("{target}#{docker_socket}"),
+            } => ssh_id(target, docker_socket),
         }
     }
 
-    /// The inverse of [`BackendSpec::id`].
+    /// The inverse of [`BackendSpec::id`]. Also reads the ids that Aether
+    /// wrote before there was one rule, with the socket path glued to the
+    /// target (`ssh://u@h:22/run/docker.sock`), so that environments
+    /// recorded then can still be reached and forgotten.
     pub fn from_id(id: &str) -> Result<BackendSpec> {
+        if let Some(rest) = id.strip_prefix("ssh://") {
+            if let Some(slash) = rest.find('/').filter(|_| !rest.contains('#')) {
+                let (host, socket) = rest.split_at(slash);
+                return BackendSpec::parse_flag(&format!("ssh://{host}#{socket}"));
+            }
+        }
         BackendSpec::parse_flag(id)
     }
 
@@ -101,6 +116,26 @@ pub fn valid_socket_path(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ids_round_trip_and_legacy_ids_are_read() {
+        for flag in [
+            "docker",
+            "ssh://dev@builder:2222",
+            "ssh://dev@builder:2222#/run/user/1000/docker.sock",
+        ] {
+            let spec = BackendSpec::parse_flag(flag).unwrap();
+            assert_eq!(
+                BackendSpec::from_id(&spec.id()).unwrap().id(),
+                spec.id(),
+                "{flag}"
+            );
+        }
+        // Written by earlier versions: the socket glued to the target.
+        let legacy = BackendSpec::from_id("ssh://dev@builder:2222/run/docker.sock").unwrap();
+        assert_eq!(legacy.id(), "ssh://dev@builder:2222#/run/docker.sock");
+        assert!(BackendSpec::from_id("ssh://dev@builder:2222/bad path").is_err());
+    }
     use super::*;
 
     #[test]
