@@ -177,6 +177,12 @@ impl Records {
     }
 }
 
+/// A record, or `None` when it is missing or unreadable (then nothing is
+/// trusted, and no generated variable loads: the safe side).
+fn read_record<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
 // ---- what Aether generated ---------------------------------------------------
 
 /// The block Aether last wrote into a workspace's `.env`, split by source.
@@ -209,10 +215,7 @@ impl Generated {
 
 impl Records {
     pub fn load_generated(&self, root: &Path) -> Option<Generated> {
-        let bytes = std::fs::read(self.generated_path(root)).ok()?;
-        serde_json::from_slice::<Generated>(&bytes)
-            .ok()
-            .filter(|g| g.root == root)
+        read_record(&self.generated_path(root)).filter(|g: &Generated| g.root == root)
     }
 
     /// Records what was written, when it differs from the record.
@@ -305,10 +308,7 @@ pub struct TrustRecord {
 
 impl Records {
     pub fn load_trust(&self, root: &Path) -> Option<TrustRecord> {
-        let bytes = std::fs::read(self.trust_path(root)).ok()?;
-        serde_json::from_slice::<TrustRecord>(&bytes)
-            .ok()
-            .filter(|r| r.root == root)
+        read_record(&self.trust_path(root)).filter(|r: &TrustRecord| r.root == root)
     }
 
     /// Whether `sources` are what the user trusted for `root`.

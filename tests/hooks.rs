@@ -7,16 +7,6 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-/// PATH with the ajj under test first, as an installed ajj would be.
-fn path_with_ajj() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_ajj")).parent().unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
 fn shell(repo: &TestRepo, program: &str, script: &str) -> String {
     let mut cmd = Command::new(program);
     repo.hermetic(&mut cmd);

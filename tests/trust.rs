@@ -13,16 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// PATH with the ajj under test first, as an installed ajj would be.
-fn path_with_ajj() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_ajj")).parent().unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
 /// An interactive shell on a pseudo-terminal: it reads its rc files, runs
 /// its prompt hooks before each prompt, and evaluates its prompt, exactly
 /// as in a terminal.

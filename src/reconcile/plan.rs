@@ -251,18 +251,7 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
 
     // Objects found under another name at a live workspace's root: a rename.
     let mut renames = BTreeSet::new();
-    let labelled = observed
-        .containers
-        .iter()
-        .map(|c| (&c.workspace, c.root.as_deref()))
-        .chain(
-            observed
-                .networks
-                .iter()
-                .chain(&observed.volumes)
-                .map(|o| (&o.workspace, o.root.as_deref())),
-        );
-    for (label, root) in labelled {
+    for (label, root) in labels(&observed) {
         let p = place(desired, label, root);
         if p.live && p.home != label && desired.workspaces.contains_key(p.home) {
             renames.insert((p.home.to_string(), label.clone()));
@@ -438,15 +427,9 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
     actions
 }
 
-/// One name per root for the objects of a gone workspace. After a rename
-/// its volumes still carry the old name and its containers the new one;
-/// acted on under two names, they would be removed by two concurrent jobs,
-/// and a volume could go before the container that holds it (seen as
-/// "volume is in use" when a renamed workspace was forgotten). Containers'
-/// names win: they are the newest.
-fn gone_homes(desired: &Desired, observed: &Observed) -> BTreeMap<PathBuf, String> {
-    let mut homes = BTreeMap::new();
-    let objects = observed
+/// Every observed object's workspace label and root: containers first.
+fn labels(observed: &Observed) -> impl Iterator<Item = (&String, Option<&Path>)> {
+    observed
         .containers
         .iter()
         .map(|c| (&c.workspace, c.root.as_deref()))
@@ -456,8 +439,18 @@ fn gone_homes(desired: &Desired, observed: &Observed) -> BTreeMap<PathBuf, Strin
                 .iter()
                 .chain(&observed.volumes)
                 .map(|o| (&o.workspace, o.root.as_deref())),
-        );
-    for (label, root) in objects {
+        )
+}
+
+/// One name per root for the objects of a gone workspace. After a rename
+/// its volumes still carry the old name and its containers the new one;
+/// acted on under two names, they would be removed by two concurrent jobs,
+/// and a volume could go before the container that holds it (seen as
+/// "volume is in use" when a renamed workspace was forgotten). Containers'
+/// names win: they are the newest.
+fn gone_homes(desired: &Desired, observed: &Observed) -> BTreeMap<PathBuf, String> {
+    let mut homes = BTreeMap::new();
+    for (label, root) in labels(observed) {
         if let Some(root) = root.filter(|r| !place(desired, label, Some(r)).live) {
             homes
                 .entry(root.to_path_buf())

@@ -12,6 +12,16 @@ use std::sync::OnceLock;
 
 pub const BUSYBOX: &str = "aether-test/busybox:1";
 pub const POSTGRES: &str = "aether-test/postgres:15";
+/// PATH with the ajj under test first, as an installed ajj would be.
+pub fn path_with_ajj() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_ajj")).parent().unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// A `DOCKER_HOST` where no engine answers.
 pub const DEAD_DOCKER_HOST: &str = "unix:///nonexistent/aether-test-local-docker.sock";
 
