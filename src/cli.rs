@@ -1,7 +1,9 @@
 //! Command-line definitions and the routing rule between Aether and jj.
 
+use crate::base::error::Result;
 use crate::commands::{
     env, hooks, init, reconcile, run, status, trust, tunnel, untrust, watch, workspace,
+    CommandHelper,
 };
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -53,6 +55,28 @@ pub enum Command {
 pub enum WorkspaceCommand {
     Add(workspace::add::Args),
     Forget(workspace::forget::Args),
+}
+
+impl Cli {
+    /// Builds the [`CommandHelper`] once and runs the command with it.
+    pub fn run(self) -> Result<i32> {
+        let helper = CommandHelper::new(self.repository, self.backend);
+        let h = &helper;
+        match self.command {
+            Command::Workspace(WorkspaceCommand::Add(args)) => workspace::add::run(h, args),
+            Command::Workspace(WorkspaceCommand::Forget(args)) => workspace::forget::run(h, args),
+            Command::Run(args) => run::run(h, args),
+            Command::Status(args) => status::run(h, args),
+            Command::Reconcile(args) => reconcile::run(h, args),
+            Command::Init(args) => init::run(h, args),
+            Command::Watch(args) => watch::run(h, args),
+            Command::Env(args) => env::run(h, args),
+            Command::Hooks(cmd) => hooks::run(cmd),
+            Command::Tunnel(args) => tunnel::run(h, args),
+            Command::Trust(args) => trust::run(h, args),
+            Command::Untrust(args) => untrust::run(h, args),
+        }
+    }
 }
 
 /// jj's global options that take a value, so routing can skip past them.

@@ -9,23 +9,11 @@
 #![cfg_attr(not(test), no_main)]
 
 mod backend;
+mod base;
 mod cli;
 mod commands;
-mod config;
-mod context;
-#[cfg(test)]
-mod corpus;
-mod envfile;
-mod error;
-mod jj;
-mod ports;
+mod model;
 mod reconcile;
-mod repo;
-mod report;
-mod ssh;
-mod state;
-mod template;
-mod trust;
 mod watch;
 
 use clap::Parser;
@@ -52,16 +40,17 @@ fn real_main() {
     let parsed = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) if json && e.use_stderr() => {
-            let err = error::CommandError::new(error::ErrorCode::Usage, e.kind().to_string())
-                .hint("see `ajj --help`")
-                .detail("usage", e.render().to_string());
+            let err =
+                base::error::CommandError::new(base::error::ErrorCode::Usage, e.kind().to_string())
+                    .hint("see `ajj --help`")
+                    .detail("usage", e.render().to_string());
             err.report(true);
             std::process::exit(err.code.exit_code());
         }
         Err(e) => e.exit(),
     };
     init_tracing();
-    match commands::run(parsed) {
+    match parsed.run() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             e.report(json);

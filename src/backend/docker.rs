@@ -1,6 +1,6 @@
 //! Docker Engine backend, through bollard: the local engine, or one on a
 //! remote host whose socket an SSH ControlMaster forwards to a local unix
-//! socket (see `crate::ssh`). The two differ only where noted: the remote
+//! socket (see `crate::backend::ssh`). The two differ only where noted: the remote
 //! engine picks the host ports it publishes (on its own 127.0.0.1), and
 //! clients reach them through forwards from ports reserved here.
 
@@ -10,10 +10,12 @@ use super::{
     ContainerRequest, EventKind, LiveStatus, Observed, ObservedContainer, ObservedObject, RunState,
     StartError, WorkspaceRef,
 };
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::reconcile::readiness;
-use crate::repo::object_key;
-use crate::ssh::{mux, Master};
+use crate::backend::readiness;
+use crate::backend::ssh::forward::Forwarder;
+use crate::backend::ssh::{mux, Master};
+use crate::backend::{Forward, Forwarding};
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::model::repo::object_key;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointSettings,
@@ -113,32 +115,6 @@ impl DockerBackend {
         Ok(backend)
     }
 
-    pub fn master(&self) -> Option<&Master> {
-        self.remote.as_ref()
-    }
-
-    /// The containers made for the workspace at `root`, in one list call:
-    /// what `ajj run` forwards to.
-    pub async fn containers_at(&self, root: &std::path::Path) -> Result<Vec<ObservedContainer>> {
-        let mut filters = self.filters(None);
-        filters
-            .get_mut("label")
-            .expect("label filter")
-            .push(format!("{}={}", labels::ROOT, root.display()));
-        self.count();
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| self.api_error("listing containers", e))?;
-        Ok(list.into_iter().map(observed_container).collect())
-    }
-
     async fn negotiate(&mut self) -> Result<()> {
         let host = match &self.remote {
             Some(m) => format!("unix://{}", m.docker_socket.display()),
@@ -161,10 +137,6 @@ impl DockerBackend {
             }
             Err(e) => Err(unreachable_error(&backend.docker_host, &e)),
         }
-    }
-
-    pub fn api_calls(&self) -> usize {
-        self.calls.load(Ordering::Relaxed)
     }
 
     fn count(&self) {
@@ -416,6 +388,44 @@ impl DockerBackend {
 }
 
 impl Backend for DockerBackend {
+    /// The containers made for the workspace at `root`, in one list call:
+    /// what `ajj run` forwards to.
+    async fn containers_at(&self, root: &std::path::Path) -> Result<Vec<ObservedContainer>> {
+        let mut filters = self.filters(None);
+        filters
+            .get_mut("label")
+            .expect("label filter")
+            .push(format!("{}={}", labels::ROOT, root.display()));
+        self.count();
+        let list = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| self.api_error("listing containers", e))?;
+        Ok(list.into_iter().map(observed_container).collect())
+    }
+
+    fn open_forwards(
+        &self,
+        forwards: &[Forward],
+        on_lost: Box<dyn FnOnce() + Send>,
+    ) -> Result<Option<Box<dyn Forwarding>>> {
+        let Some(master) = &self.remote else {
+            return Ok(None);
+        };
+        let forwarder = Forwarder::open(&master.control, forwards, on_lost)?;
+        Ok(Some(Box::new(forwarder)))
+    }
+
+    fn api_calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+
     fn kind(&self) -> &'static str {
         match self.remote {
             Some(_) => "docker-remote",
@@ -426,7 +436,7 @@ impl Backend for DockerBackend {
     fn id(&self) -> String {
         match &self.remote {
             // The same rule as the spec's: `workspace_backend` parses it back.
-            Some(m) => crate::backend::spec::ssh_id(&m.target, &m.remote_socket),
+            Some(m) => crate::model::backend_spec::ssh_id(&m.target, &m.remote_socket),
             None => "docker-local".into(),
         }
     }

@@ -3,12 +3,15 @@
 //! meant to implement it next. A backend stores the identity of every object
 //! it creates in labels (see [`labels`]) so that observing is a pure read.
 
+pub mod connect;
 pub mod docker;
-pub mod spec;
+pub mod ports;
+pub mod readiness;
+pub mod ssh;
 pub mod subnets;
 
-use crate::config::ServiceSpec;
-use crate::error::Result;
+use crate::base::error::Result;
+use crate::model::config::ServiceSpec;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,11 +129,11 @@ pub enum StartError {
     PortTaken(String),
     /// The container vanished after it was observed: create it instead.
     Gone,
-    Other(crate::error::CommandError),
+    Other(crate::base::error::CommandError),
 }
 
-impl From<crate::error::CommandError> for StartError {
-    fn from(e: crate::error::CommandError) -> Self {
+impl From<crate::base::error::CommandError> for StartError {
+    fn from(e: crate::base::error::CommandError) -> Self {
         StartError::Other(e)
     }
 }
@@ -162,6 +165,25 @@ pub struct BackendEvent {
 pub enum EventKind {
     Died { exit_code: Option<i64> },
     Removed,
+}
+
+/// One forward: 127.0.0.1:`local` here → the port `remote` where the
+/// backend serves it (the engine's published port on a remote host; a
+/// Service port in a cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// What it reaches, for messages: `db`, or `web:443` for a second port.
+    pub name: String,
+    pub local: u16,
+    pub remote: u16,
+}
+
+/// Open forwards; they close when this is closed or dropped with the process.
+pub trait Forwarding {
+    /// Whether the connection under the forwards was lost while they were open.
+    fn lost(&self) -> bool;
+    /// Stops listening now; connections in flight finish on their own.
+    fn close(&self);
 }
 
 /// Implemented by each place Aether can run services.
@@ -209,6 +231,24 @@ pub trait Backend {
     async fn remove_volume(&self, name: &str) -> Result<()>;
     /// Removes a network by id (or by name when unambiguous).
     async fn remove_network(&self, id: &str) -> Result<()>;
+    /// The containers made for the workspace at `root`, by its root label:
+    /// what `ajj run` and `ajj tunnel` forward to.
+    async fn containers_at(&self, root: &Path) -> Result<Vec<ObservedContainer>>;
+    /// Listens on each `local` port here and carries connections to
+    /// `remote`, until closed. `on_lost` runs once, from another thread, if
+    /// the connection under them dies. `None` on backends that publish
+    /// client ports here themselves.
+    fn open_forwards(
+        &self,
+        _forwards: &[Forward],
+        _on_lost: Box<dyn FnOnce() + Send>,
+    ) -> Result<Option<Box<dyn Forwarding>>> {
+        Ok(None)
+    }
+    /// Requests made to the engine so far (`AETHER_LOG=debug` reports them).
+    fn api_calls(&self) -> usize {
+        0
+    }
     async fn live_status(&self, container: &str) -> Result<LiveStatus>;
     async fn logs_tail(&self, container: &str, lines: usize) -> String;
     /// The repo's container events, as they happen. Ends (or yields an

@@ -5,7 +5,7 @@
 //! Tailscale), so Aether never picks one by itself; given a range, it gives
 //! each network a /24 of it, skipping what the engine already uses.
 
-use crate::error::{CommandError, ErrorCode, Result};
+use crate::base::error::{CommandError, ErrorCode, Result};
 use std::net::Ipv4Addr;
 
 pub const ENV: &str = "AETHER_NETWORK_POOL";

@@ -2,11 +2,12 @@
 //! With `--shell`, the shell hooks in `hooks/` call it on every prompt, so
 //! it reads one file and never starts a runtime, jj or Docker.
 
-use crate::commands::{self, print_json, run::workspace_root};
-use crate::envfile;
-use crate::error::Result;
-use crate::report::SCHEMA_VERSION;
-use crate::trust;
+use crate::base::error::Result;
+use crate::commands::CommandHelper;
+use crate::commands::{print_json, run::workspace_root};
+use crate::model::envfile;
+use crate::model::trust;
+use crate::reconcile::report::SCHEMA_VERSION;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -60,17 +61,14 @@ pub struct Here {
     pub vars: Vec<(String, String)>,
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let start = match repo {
-        Some(r) => r.to_path_buf(),
-        None => commands::current_dir()?,
-    };
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let start = helper.start_dir()?;
     // Trust is keyed by the real path of the root.
     let root = workspace_root(&start.canonicalize().unwrap_or(start.clone()));
     let Some(shell) = args.shell else {
         let root = root.ok_or_else(|| {
-            crate::error::CommandError::new(
-                crate::error::ErrorCode::NotInWorkspace,
+            crate::base::error::CommandError::new(
+                crate::base::error::ErrorCode::NotInWorkspace,
                 format!("{} is not inside a jj workspace", start.display()),
             )
             .hint("cd into a workspace, or pass -R <path>")
@@ -100,8 +98,8 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     };
     if args.direnv {
         if shell != Shell::Bash {
-            return Err(crate::error::CommandError::new(
-                crate::error::ErrorCode::Usage,
+            return Err(crate::base::error::CommandError::new(
+                crate::base::error::ErrorCode::Usage,
                 "--direnv goes with --shell bash: direnv evaluates .envrc with bash",
             )
             .hint("eval \"$(ajj env --shell bash --direnv)\" in .envrc (hooks/envrc)"));
@@ -156,7 +154,7 @@ fn hook_plan(root: &Path) -> Result<(trust::HookPlan, bool)> {
 /// TOML still lets the generated variables load.
 fn hook_vars(root: &Path) -> Vec<(String, String)> {
     let outcome = hook_plan(root).or_else(|e| match e.code {
-        crate::error::ErrorCode::ConfigInvalid => {
+        crate::base::error::ErrorCode::ConfigInvalid => {
             eprintln!(
                 "ajj: {} (your lines and [env] wait until it parses)",
                 e.message
@@ -196,7 +194,7 @@ fn direnv(shell: Shell, root: &Path) -> String {
     let mut out = String::from("watch_file");
     let watched = [
         Some(root.join(envfile::FILE_NAME)),
-        Some(crate::config::config_path(root)),
+        Some(crate::model::config::config_path(root)),
         records.as_ref().map(|r| r.trust_path(root)),
         records.as_ref().map(|r| r.generated_path(root)),
     ];
@@ -217,7 +215,7 @@ fn stamp(root: &Path) -> String {
     let records = trust::Records::user();
     let files = [
         Some(root.join(envfile::FILE_NAME)),
-        Some(crate::config::config_path(root)),
+        Some(crate::model::config::config_path(root)),
         records.as_ref().map(|r| r.trust_path(root)),
         records.as_ref().map(|r| r.generated_path(root)),
     ];

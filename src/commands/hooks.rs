@@ -1,12 +1,12 @@
 //! `ajj hooks`: the integrations shipped in `hooks/` (shell hooks, jj
 //! aliases), printed or installed without clobbering the user's config.
 
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::fs::write_atomic;
 use crate::commands::env::Shell;
 use crate::commands::print_json;
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::jj;
-use crate::report::SCHEMA_VERSION;
-use crate::state::write_atomic;
+use crate::model::jj;
+use crate::reconcile::report::SCHEMA_VERSION;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 

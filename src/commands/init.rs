@@ -1,12 +1,12 @@
 //! `ajj init`: a starter aether.toml, and `.env` kept out of commits.
 
-use crate::commands::{self, print_json};
-use crate::config;
-use crate::envfile;
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::state::write_atomic;
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::fs::write_atomic;
+use crate::commands::print_json;
+use crate::commands::CommandHelper;
+use crate::model::config;
+use crate::model::envfile;
 use serde_json::json;
-use std::path::Path;
 
 const STARTER: &str = r#"# Services for this workspace: every jj workspace gets its own copy of each,
 # on free ports of 127.0.0.1, with the connection details written to .env.
@@ -35,8 +35,8 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let ctx = commands::discover(repo)?;
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let ctx = helper.discover()?;
     let root = &ctx.workspace_root;
     let config_path = config::config_path(root);
     let wrote_config = if config_path.exists() && !args.force {
@@ -71,7 +71,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
 
     if args.json {
         print_json(&json!({
-            "schema_version": crate::report::SCHEMA_VERSION,
+            "schema_version": crate::reconcile::report::SCHEMA_VERSION,
             "config": config_path.display().to_string(),
             "wrote_config": wrote_config,
             "added_env_to_gitignore": ignored_now,

@@ -1,12 +1,13 @@
 //! `ajj reconcile`: one level-triggered pass over every workspace.
 
 use crate::backend::Backend;
-use crate::commands::{self, print_json};
-use crate::error::Result;
-use crate::reconcile::{self, apply::Applier, desired::MissingRootArg, PassOptions};
-use crate::report::SCHEMA_VERSION;
+use crate::base::error::Result;
+use crate::commands::print_json;
+use crate::commands::CommandHelper;
+use crate::model::desired::MissingRootArg;
+use crate::reconcile::report::SCHEMA_VERSION;
+use crate::reconcile::{self, apply::Applier, PassOptions};
 use serde_json::json;
-use std::path::Path;
 
 /// Converge every workspace's environment with its aether.toml, once
 ///
@@ -25,10 +26,10 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let ctx = commands::discover(repo)?;
-    commands::block_on(async {
-        let backend = commands::backend(&ctx).await?;
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let ctx = helper.discover()?;
+    crate::base::runtime::block_on(async {
+        let backend = helper.backend(&ctx).await?;
         let applier = Applier::new(&backend, &ctx, !args.json);
         let options = PassOptions {
             dry_run: args.dry_run,

@@ -4,10 +4,11 @@
 //! file read. On a remote backend it opens the forwards first (one Docker
 //! list call over the warm SSH master) and they close when it exits.
 
-use crate::commands::{self, tunnel};
-use crate::envfile;
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::ssh::forward;
+use crate::backend::ssh::forward;
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::commands::tunnel;
+use crate::commands::CommandHelper;
+use crate::model::envfile;
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -69,11 +70,8 @@ pub fn workspace_root(start: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let start = match repo {
-        Some(r) => r.to_path_buf(),
-        None => commands::current_dir()?,
-    };
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let start = helper.start_dir()?;
     let root = workspace_root(&start).ok_or_else(|| {
         CommandError::new(
             ErrorCode::NotInWorkspace,
@@ -85,7 +83,9 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     // Only the hooks' own controls are left out, so that a `.env` cannot
     // steer what the hook of a shell started here loads or restores.
     let mut vars = envfile::read_all(&root)?;
-    vars.retain(|(k, _)| k != crate::commands::env::STATE_VAR && k != crate::trust::ALLOW_VAR);
+    vars.retain(|(k, _)| {
+        k != crate::commands::env::STATE_VAR && k != crate::model::trust::ALLOW_VAR
+    });
     if vars.is_empty() && !root.join(envfile::FILE_NAME).exists() {
         eprintln!(
             "warning: {} has no .env; run `ajj reconcile` to write it",
@@ -95,8 +95,8 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
 
     // Forwards come up before the command starts and go when it ends (or
     // when ajj dies: they are this process's own sockets).
-    let opened = match crate::repo::RepoContext::discover(&root) {
-        Ok(ctx) => tunnel::open(&ctx, &root, || {
+    let opened = match crate::model::repo::RepoContext::discover(&root) {
+        Ok(ctx) => tunnel::open(helper, &ctx, &root, || {
             forward::master_died("the master exited while the command ran").report(false);
         })?,
         Err(_) => None,
@@ -137,7 +137,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         o.forwarder.close();
         // Reported when it happened; a command that still succeeded must
         // not hide that it ran without its services for a while.
-        if o.forwarder.master_died() && code == 0 {
+        if o.forwarder.lost() && code == 0 {
             return Ok(ErrorCode::SshMasterDied.exit_code());
         }
     }

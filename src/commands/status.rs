@@ -1,14 +1,14 @@
 //! `ajj status`: the live state of this workspace's (or every workspace's) resources.
 
 use crate::backend::Backend;
+use crate::base::error::Result;
+use crate::commands::CommandHelper;
 use crate::commands::{self, print_json};
-use crate::config;
-use crate::error::Result;
-use crate::jj;
-use crate::report::{self, SCHEMA_VERSION};
-use crate::state;
+use crate::model::config;
+use crate::model::jj;
+use crate::model::state;
+use crate::reconcile::report::{self, SCHEMA_VERSION};
 use serde_json::json;
-use std::path::Path;
 
 /// Show the live state of the workspace's services
 ///
@@ -24,8 +24,8 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let ctx = commands::discover(repo)?;
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let ctx = helper.discover()?;
     let entries = jj::list_workspaces(&ctx.workspace_root)?;
     let scope: Vec<_> = if args.all {
         entries.clone()
@@ -34,14 +34,14 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         entries.into_iter().filter(|e| e.name == current).collect()
     };
     let only = (!args.all).then(|| scope[0].name.as_str());
-    let (backend, observed) = commands::block_on(async {
+    let (backend, observed) = crate::base::runtime::block_on(async {
         let spec = match only {
-            Some(name) => commands::workspace_backend(&ctx, name)?,
-            None => commands::desired_backend(&ctx)?,
+            Some(name) => helper.workspace_backend(&ctx, name)?,
+            None => helper.desired_backend(&ctx)?,
         };
-        let backend = commands::connect(&ctx, &spec).await?;
+        let backend = helper.connect(&ctx, &spec).await?;
         let observed = backend.observe(only).await?;
-        Ok::<_, crate::error::CommandError>((backend, observed))
+        Ok::<_, crate::base::error::CommandError>((backend, observed))
     })?;
 
     let mut reports = Vec::new();

@@ -2,14 +2,15 @@
 //! Records the digest of the content in the user's state directory; any
 //! change of that content needs trust again. See trust.rs for the rule.
 
-use crate::commands::{self, print_json, run::workspace_root};
-use crate::envfile;
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::report::SCHEMA_VERSION;
-use crate::trust::{self, Sources, TrustRecord};
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::commands::CommandHelper;
+use crate::commands::{print_json, run::workspace_root};
+use crate::model::envfile;
+use crate::model::trust::{self, Sources, TrustRecord};
+use crate::reconcile::report::SCHEMA_VERSION;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Trust this workspace's variables, so the shell hooks load them
 ///
@@ -29,11 +30,8 @@ pub struct Args {
 }
 
 /// The workspace root at or above `-R` or the current directory.
-pub fn root_here(repo: Option<&Path>) -> Result<PathBuf> {
-    let start = match repo {
-        Some(r) => r.to_path_buf(),
-        None => commands::current_dir()?,
-    };
+pub fn root_here(helper: &CommandHelper) -> Result<PathBuf> {
+    let start = helper.start_dir()?;
     let start = start
         .canonicalize()
         .map_err(|e| CommandError::io(format!("cannot resolve {}", start.display()), e))?;
@@ -46,8 +44,8 @@ pub fn root_here(repo: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let root = root_here(repo)?;
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let root = root_here(helper)?;
     let sources = Sources::read(&root)?;
     let digest = sources.digest();
     let records = trust::Records::user().ok_or_else(trust::no_state_dir)?;
@@ -94,7 +92,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
                 "variables": user_vars,
             },
             "aether_toml": {
-                "path": crate::config::config_path(&root).display().to_string(),
+                "path": crate::model::config::config_path(&root).display().to_string(),
                 "env": sources.env_table,
             },
         },

@@ -1,13 +1,15 @@
 //! `ajj tunnel`: the workspace's forwards, held open in the foreground. Also
 //! home of the forward set-up that `ajj run` shares.
 
-use crate::backend::spec::BackendSpec;
-use crate::commands::{self, print_json};
-use crate::error::{CommandError, Result};
-use crate::repo::RepoContext;
-use crate::report::SCHEMA_VERSION;
-use crate::ssh::forward::{self, Forward, Forwarder};
-use crate::state;
+use crate::backend::ssh::forward;
+use crate::backend::{Backend, Forward, Forwarding};
+use crate::base::error::{CommandError, Result};
+use crate::commands::print_json;
+use crate::commands::CommandHelper;
+use crate::model::backend_spec::BackendSpec;
+use crate::model::repo::RepoContext;
+use crate::model::state;
+use crate::reconcile::report::SCHEMA_VERSION;
 use serde_json::json;
 use std::path::Path;
 
@@ -27,7 +29,7 @@ pub struct Args {
 
 /// The workspace at `root`'s forwards, bound and serving.
 pub struct Opened {
-    pub forwarder: Forwarder,
+    pub forwarder: Box<dyn Forwarding>,
     pub forwards: Vec<Forward>,
     pub remote_host: String,
     /// Services without a running container: nothing to forward to.
@@ -37,40 +39,41 @@ pub struct Opened {
 /// The backend holding the environment at `root`: that of the workspace
 /// the roots ledger places there (see `commands::workspace_backend`), else
 /// the desired one. Reads two small files; no jj.
-pub fn backend_for_root(ctx: &RepoContext, root: &Path) -> Result<BackendSpec> {
+pub fn backend_for_root(
+    helper: &CommandHelper,
+    ctx: &RepoContext,
+    root: &Path,
+) -> Result<BackendSpec> {
     let name = state::load_roots(ctx)
         .into_iter()
         .find(|(_, r)| r == root)
         .map(|(n, _)| n);
     match name {
-        Some(n) => commands::workspace_backend(ctx, &n),
-        None => commands::desired_backend(ctx),
+        Some(n) => helper.workspace_backend(ctx, &n),
+        None => helper.desired_backend(ctx),
     }
 }
 
 /// Opens forwards for every published port of the workspace at `root`.
 /// `None` on the local backend, where ports are published here already.
 pub fn open(
+    helper: &CommandHelper,
     ctx: &RepoContext,
     root: &Path,
     on_master_died: impl FnOnce() + Send + 'static,
 ) -> Result<Option<Opened>> {
-    let spec = backend_for_root(ctx, root)?;
+    let spec = backend_for_root(helper, ctx, root)?;
     if spec == BackendSpec::Local {
         return Ok(None);
     }
     // No services, nothing to forward: no reason to reach the host at all.
-    if crate::config::load_from_root(root).is_ok_and(|c| c.services.is_empty()) {
+    if crate::model::config::load_from_root(root).is_ok_and(|c| c.services.is_empty()) {
         return Ok(None);
     }
-    let (containers, master) = commands::block_on(async {
-        let backend = commands::connect(ctx, &spec).await?;
+    let (backend, containers) = crate::base::runtime::block_on(async {
+        let backend = helper.connect(ctx, &spec).await?;
         let containers = backend.containers_at(root).await?;
-        let master = backend
-            .master()
-            .expect("remote backend has a master")
-            .clone();
-        Ok::<_, CommandError>((containers, master))
+        Ok::<_, CommandError>((backend, containers))
     })?;
     let mut forwards = Vec::new();
     let mut missing = Vec::new();
@@ -91,11 +94,13 @@ pub fn open(
         }
     }
     missing.dedup();
-    let forwarder = Forwarder::open(&master.control, &forwards, on_master_died)?;
+    let Some(forwarder) = backend.open_forwards(&forwards, Box::new(on_master_died))? else {
+        return Ok(None);
+    };
     Ok(Some(Opened {
         forwarder,
         forwards,
-        remote_host: master.target.to_string(),
+        remote_host: backend.remote_host().unwrap_or_default(),
         missing,
     }))
 }
@@ -136,11 +141,11 @@ fn wait_signals() -> libc::c_int {
     got
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let ctx = commands::discover(repo)?;
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let ctx = helper.discover()?;
     let root = ctx.workspace_root.clone();
     block_signals();
-    let opened = open(&ctx, &root, || {
+    let opened = open(helper, &ctx, &root, || {
         // SAFETY: kill is async-signal-safe; it wakes the sigwait below.
         unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
     })?;
@@ -182,7 +187,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     let _ = std::io::stdout().flush();
     loop {
         match wait_signals() {
-            libc::SIGUSR1 if opened.forwarder.master_died() => {
+            libc::SIGUSR1 if opened.forwarder.lost() => {
                 return Err(forward::master_died(
                     "the master exited while `ajj tunnel` held its forwards",
                 ));

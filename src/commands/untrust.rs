@@ -1,10 +1,10 @@
 //! `ajj untrust`: the shell hooks stop loading this workspace's own variables.
 
+use crate::base::error::Result;
+use crate::commands::CommandHelper;
 use crate::commands::{print_json, trust::root_here};
-use crate::error::Result;
-use crate::report::SCHEMA_VERSION;
+use crate::reconcile::report::SCHEMA_VERSION;
 use serde_json::json;
-use std::path::Path;
 
 /// Withdraw `ajj trust` for this workspace
 ///
@@ -17,9 +17,9 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let root = root_here(repo)?;
-    let removed = match crate::trust::Records::user() {
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let root = root_here(helper)?;
+    let removed = match crate::model::trust::Records::user() {
         Some(records) => records.remove_trust(&root)?,
         None => false,
     };

@@ -1,10 +1,9 @@
 //! `ajj watch`: keep every workspace's environment converged, continuously.
 
-use crate::commands;
-use crate::error::Result;
-use crate::reconcile::desired::MissingRootArg;
+use crate::base::error::Result;
+use crate::commands::CommandHelper;
+use crate::model::desired::MissingRootArg;
 use crate::watch::{self, WatchOptions};
-use std::path::Path;
 
 /// Follow jj and the backend, and keep every environment converged
 ///
@@ -23,12 +22,13 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let ctx = commands::discover(repo)?;
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let ctx = helper.discover()?;
     watch::run(
         ctx,
         WatchOptions {
             json: args.json,
+            backend: helper.backend_override()?,
             missing_root: args.missing_root.on_missing_root,
         },
     )

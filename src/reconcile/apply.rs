@@ -2,16 +2,16 @@
 //! object already being in its target state, so a pass interrupted anywhere
 //! (even by `kill -9`) is finished by the next one.
 
-use super::desired::DesiredWorkspace;
 use super::plan::{Action, Reason};
-use super::readiness::{self, Target};
+use crate::backend::ports;
+use crate::backend::readiness::{self, Target};
 use crate::backend::{Backend, ContainerRequest, Observed, StartError, WorkspaceRef};
-use crate::config::Service;
-use crate::context::PortMap;
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::ports;
-use crate::repo::RepoContext;
-use crate::state;
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::model::config::Service;
+use crate::model::context::PortMap;
+use crate::model::desired::DesiredWorkspace;
+use crate::model::repo::RepoContext;
+use crate::model::state;
 use futures_util::future::{join_all, FutureExt, LocalBoxFuture};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Mutex;

@@ -2,19 +2,18 @@
 //! (labelled backend objects) → a plan → apply. See ARCHITECTURE.md.
 
 pub mod apply;
-pub mod desired;
 pub mod plan;
-pub mod readiness;
+pub mod report;
 
 use crate::backend::{Backend, Observed};
-use crate::context::{self, PortMap};
-use crate::envfile;
-use crate::error::{CommandError, Result};
-use crate::jj;
-use crate::repo::{self, RepoContext};
-use crate::state;
+use crate::base::error::{CommandError, Result};
+use crate::model::context::{self, PortMap};
+use crate::model::desired::{self, Desired, DesiredWorkspace, MissingRoot};
+use crate::model::envfile;
+use crate::model::jj;
+use crate::model::repo::{self, RepoContext};
+use crate::model::state;
 use apply::Applier;
-use desired::{Desired, DesiredWorkspace, MissingRoot};
 use futures_util::future::join_all;
 use plan::{Action, Scope};
 use std::collections::{BTreeMap, BTreeSet};
@@ -86,7 +85,7 @@ async fn settle<B: Backend>(
             &applied.ports,
         )?;
         env_written = if d.config.services.is_empty() && d.config.env.is_empty() {
-            if let Some(records) = crate::trust::Records::user() {
+            if let Some(records) = crate::model::trust::Records::user() {
                 records.forget_generated(&d.root);
             }
             envfile::clear(&d.root)?
@@ -96,8 +95,9 @@ async fn settle<B: Backend>(
             // no revision can write (see trust.rs).
             // Without a state directory (no HOME) there is nothing to
             // record, and the hooks load no generated variable: safe.
-            let generated = crate::trust::Generated::new(&d.root, &d.config, &vars);
-            let recorded = crate::trust::Records::user().map(|r| r.record_generated(&generated));
+            let generated = crate::model::trust::Generated::new(&d.root, &d.config, &vars);
+            let recorded =
+                crate::model::trust::Records::user().map(|r| r.record_generated(&generated));
             if let Some(Err(e)) = recorded {
                 tracing::warn!(
                     "cannot record {}'s variables for the shell hooks: {}",
@@ -345,7 +345,7 @@ pub async fn lock(ctx: &RepoContext, name: &str) -> Result<repo::WorkspaceLock> 
         .await
         .map_err(|e| {
             CommandError::new(
-                crate::error::ErrorCode::Internal,
+                crate::base::error::ErrorCode::Internal,
                 format!("lock task failed: {e}"),
             )
         })?

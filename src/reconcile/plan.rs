@@ -2,8 +2,8 @@
 //! rule is unit-tested without Docker. Level-triggered: the plan depends on
 //! the whole state, never on what woke the reconciler.
 
-use super::desired::Desired;
 use crate::backend::{Observed, ObservedContainer, ObservedObject, RunState};
+use crate::model::desired::Desired;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -471,8 +471,8 @@ fn observed_any_scope(scope: &Scope, ws: &str) -> bool {
 mod tests {
     use super::*;
     use crate::backend::ObservedObject;
-    use crate::config;
-    use crate::reconcile::desired::DesiredWorkspace;
+    use crate::model::config;
+    use crate::model::desired::DesiredWorkspace;
     use std::path::{Path, PathBuf};
 
     const CFG: &str = r#"
@@ -991,8 +991,8 @@ ports = [6379]
 
     #[test]
     fn a_missing_directory_follows_the_policy() {
-        use crate::jj::WorkspaceEntry;
-        use crate::reconcile::desired::{build, MissingRoot};
+        use crate::model::desired::{build, MissingRoot};
+        use crate::model::jj::WorkspaceEntry;
         let entries = [WorkspaceEntry {
             name: "a".into(),
             root: None,

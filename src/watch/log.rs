@@ -1,7 +1,7 @@
 //! What the watcher tells its user: a line per event on stderr, or with
 //! `--json` one JSON object per line on stdout (the schema is in README.md).
 
-use crate::error::CommandError;
+use crate::base::error::CommandError;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, SystemTime};
 

@@ -18,12 +18,13 @@ pub mod backoff;
 pub mod log;
 pub mod triggers;
 
-use crate::backend::{Backend, BackendEvent, EventKind};
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::reconcile::desired::MissingRoot;
+use crate::backend::{connect, Backend, BackendEvent, EventKind};
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::model::backend_spec::{self, BackendSpec};
+use crate::model::desired::MissingRoot;
+use crate::model::repo::{self, RepoContext};
 use crate::reconcile::plan::{Action, Reason};
 use crate::reconcile::{self, apply::Applier, PassOptions};
-use crate::repo::{self, RepoContext};
 use backoff::CrashLoops;
 use futures_util::StreamExt;
 use log::{ms, Log};
@@ -43,6 +44,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(10);
 
 pub struct WatchOptions {
     pub json: bool,
+    /// `--backend` or `$AETHER_BACKEND`, already parsed.
+    pub backend: Option<BackendSpec>,
     pub missing_root: Option<MissingRoot>,
 }
 
@@ -61,7 +64,7 @@ struct Trigger {
 
 pub fn run(ctx: RepoContext, options: WatchOptions) -> Result<i32> {
     let _lock = repo::lock_watcher(&ctx)?;
-    crate::commands::block_on(async { Watcher::new(ctx, options)?.run().await })
+    crate::base::runtime::block_on(async { Watcher::new(ctx, options)?.run().await })
 }
 
 struct Watcher {
@@ -129,7 +132,10 @@ impl Watcher {
             first_seen: Instant::now(),
         };
         loop {
-            match crate::commands::backend(&self.ctx).await {
+            // The spec is read again on every connect: an edited [backend]
+            // takes effect at the next reconnect, as it would for a command.
+            let spec = backend_spec::desired(&self.ctx, self.options.backend.clone());
+            match connect::connect(&self.ctx, &spec).await {
                 Ok(backend) => {
                     if down {
                         self.log.emit("backend_reconnected", json!({}), || {

@@ -11,7 +11,7 @@
 //! - each root's parent: the root itself deleted or moved away.
 
 use super::Wake;
-use crate::error::{CommandError, Result};
+use crate::base::error::{CommandError, Result};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -140,15 +140,15 @@ pub fn classify(event: &notify::Event, store: &Path, roots: &BTreeSet<PathBuf>) 
             return None;
         }
         match path.file_name()?.to_str()? {
-            crate::config::FILE_NAME => Some(Cause::Config),
-            crate::envfile::FILE_NAME => Some(Cause::EnvFile),
+            crate::model::config::FILE_NAME => Some(Cause::Config),
+            crate::model::envfile::FILE_NAME => Some(Cause::EnvFile),
             _ => None,
         }
     })
 }
 
 fn notify_error(what: &str, e: notify::Error) -> CommandError {
-    CommandError::new(crate::error::ErrorCode::Io, format!("{what}: {e}")).hint(
+    CommandError::new(crate::base::error::ErrorCode::Io, format!("{what}: {e}")).hint(
         "on Linux, raise fs.inotify.max_user_watches / max_user_instances if they are exhausted",
     )
 }

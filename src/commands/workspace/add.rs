@@ -1,17 +1,15 @@
 //! `ajj workspace add`: `jj workspace add`, then the workspace's environment.
 
 use crate::backend::{Backend, ObservedObject, WorkspaceRef};
-use crate::commands::{self, print_json};
-use crate::config;
-use crate::envfile;
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::jj;
-use crate::reconcile::{
-    self,
-    apply::Applier,
-    desired::{Desired, DesiredWorkspace},
-};
-use crate::report;
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::commands::print_json;
+use crate::commands::CommandHelper;
+use crate::model::config;
+use crate::model::desired::{Desired, DesiredWorkspace};
+use crate::model::envfile;
+use crate::model::jj;
+use crate::reconcile::report;
+use crate::reconcile::{self, apply::Applier};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
@@ -57,9 +55,10 @@ fn normalise(path: &Path) -> PathBuf {
     out
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let ctx = commands::discover(repo)?;
-    let cwd = commands::current_dir()?;
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let ctx = helper.discover()?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| CommandError::io("cannot read the current directory", e))?;
     let dest = normalise(&cwd.join(&args.destination));
     let name = match &args.name {
         Some(n) => n.clone(),
@@ -83,10 +82,10 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
         .map(|(parent, leaf)| parent.join(leaf))
         .unwrap_or_else(|| dest.clone());
 
-    let _lock = crate::repo::lock_workspace(&ctx, &name)?;
-    commands::block_on(async {
+    let _lock = crate::model::repo::lock_workspace(&ctx, &name)?;
+    crate::base::runtime::block_on(async {
         // Docker first: if it is down, fail before jj changes anything.
-        let backend = commands::backend(&ctx).await?;
+        let backend = helper.backend(&ctx).await?;
         let mut observed = backend.observe(None).await?;
         // Creating the network takes as long as jj does, and needs no config:
         // start it now if this workspace declares services (the new one most
@@ -96,7 +95,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
                 n.workspace == name && n.root.as_deref() == Some(predicted_root.as_path())
             }) && config::load_from_root(&ctx.workspace_root).is_ok_and(|c| !c.services.is_empty());
         let mut jj_args: Vec<OsString> = Vec::new();
-        if let Some(r) = repo {
+        if let Some(r) = helper.repository() {
             jj_args.extend(["-R".into(), r.as_os_str().to_owned()]);
         }
         jj_args.extend([

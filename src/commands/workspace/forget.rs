@@ -2,15 +2,16 @@
 //! volume and network of those workspaces, at once.
 
 use crate::backend::Backend;
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::commands::CommandHelper;
 use crate::commands::{self, print_json};
-use crate::envfile;
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::jj;
-use crate::reconcile::{self, apply::Applier, desired::Desired, plan::Action};
-use crate::report::SCHEMA_VERSION;
+use crate::model::desired::Desired;
+use crate::model::envfile;
+use crate::model::jj;
+use crate::reconcile::report::SCHEMA_VERSION;
+use crate::reconcile::{self, apply::Applier, plan::Action};
 use serde_json::json;
 use std::ffi::OsString;
-use std::path::Path;
 
 /// Forget workspaces and remove their containers, volumes and network
 ///
@@ -25,8 +26,8 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
-    let ctx = commands::discover(repo)?;
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let ctx = helper.discover()?;
     let mut entries = jj::list_workspaces(&ctx.workspace_root)?;
     // Remembered first: a `jj undo` of this forget finds the root again.
     reconcile::recall_roots(&ctx, &mut entries);
@@ -51,13 +52,13 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
     // Sorted, so two forgets of overlapping sets cannot deadlock.
     let _locks = names
         .iter()
-        .map(|n| crate::repo::lock_workspace(&ctx, n))
+        .map(|n| crate::model::repo::lock_workspace(&ctx, n))
         .collect::<Result<Vec<_>>>()?;
-    commands::block_on(async {
+    crate::base::runtime::block_on(async {
         // Docker first: forgetting in jj but leaving containers would be half a job.
         // Where the environments are, which may not be where new ones go.
-        let spec = commands::workspace_backend(&ctx, &names[0])?;
-        let backend = commands::connect(&ctx, &spec).await?;
+        let spec = helper.workspace_backend(&ctx, &names[0])?;
+        let backend = helper.connect(&ctx, &spec).await?;
         let mut jj_args: Vec<OsString> = vec!["workspace".into(), "forget".into()];
         jj_args.extend(names.iter().map(OsString::from));
         jj::run_visible(&jj_args, &ctx.workspace_root, args.json, "workspace forget")?;
@@ -89,7 +90,7 @@ pub fn run(repo: Option<&Path>, args: Args) -> Result<i32> {
                 .and_then(|e| e.root.clone());
             if let Some(root) = &root {
                 // The directory stays, but its variables would now point nowhere.
-                if let Some(records) = crate::trust::Records::user() {
+                if let Some(records) = crate::model::trust::Records::user() {
                     records.forget_generated(root);
                 }
                 if let Err(e) = envfile::clear(root) {

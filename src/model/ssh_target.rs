@@ -2,7 +2,7 @@
 //! or an alias from `~/.ssh/config`. Parsed here once, so nothing a user
 //! typed ever reaches ssh as an option.
 
-use crate::error::{CommandError, ErrorCode, Result};
+use crate::base::error::{CommandError, ErrorCode, Result};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //! first), while any other program on the port makes the bind fail.
 
 use super::mux::{self, MuxError};
-use crate::error::{CommandError, ErrorCode, Result};
+use crate::base::error::{CommandError, ErrorCode, Result};
 use socket2::{Domain, Socket, Type};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -21,14 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// One forward: 127.0.0.1:`local` here → 127.0.0.1:`remote` on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
-    /// What it reaches, for messages: `db`, or `web:443` for a second port.
-    pub name: String,
-    pub local: u16,
-    pub remote: u16,
-}
+pub use crate::backend::Forward;
+use crate::backend::Forwarding;
 
 pub struct Forwarder {
     listeners: Vec<RawFd>,
@@ -101,13 +95,15 @@ impl Forwarder {
             died,
         })
     }
+}
 
-    pub fn master_died(&self) -> bool {
+impl crate::backend::Forwarding for Forwarder {
+    fn lost(&self) -> bool {
         self.died.load(Ordering::SeqCst)
     }
 
     /// Stops listening now; connections in flight finish on their own.
-    pub fn close(&self) {
+    fn close(&self) {
         if !self.closing.swap(true, Ordering::SeqCst) {
             shutdown(&self.listeners);
         }

@@ -1,9 +1,9 @@
 //! The variables a workspace's clients see: `<SERVICE>_HOST`, `_PORT`,
 //! `_PORT_<n>`, `_URL` and the user's `[env]`, rendered from the host ports.
 
-use crate::config::{var_prefix, Config, Service};
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::template;
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::template;
+use crate::model::config::{var_prefix, Config, Service};
 use std::collections::BTreeMap;
 
 /// service → container port → host port
@@ -94,7 +94,7 @@ pub fn variables(
         }
     }
     for (k, v) in &vars {
-        crate::envfile::check_value(k, v).map_err(|e| {
+        crate::model::envfile::check_value(k, v).map_err(|e| {
             CommandError::new(ErrorCode::ConfigInvalid, e.message).hint(e.hint.unwrap_or_default())
         })?;
     }
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn renders_all_kinds_of_variables() {
-        let cfg = crate::config::parse(
+        let cfg = crate::model::config::parse(
             r#"
 [services.db]
 image = "pg"

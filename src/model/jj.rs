@@ -2,7 +2,7 @@
 //! Aether follows whatever jj the user has. Every read uses
 //! `--ignore-working-copy` so it neither snapshots nor creates an operation.
 
-use crate::error::{CommandError, ErrorCode, Result};
+use crate::base::error::{CommandError, ErrorCode, Result};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,10 +1,10 @@
 //! `aether.toml`: parsing, validation and the normalised service spec whose
 //! hash decides drift. Every error names the file, line, column and key.
 
-use crate::backend::spec::{valid_socket_path, BackendSpec, DEFAULT_DOCKER_SOCKET};
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::ssh::SshTarget;
-use crate::template::{self, Piece};
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::template::{self, Piece};
+use crate::model::backend_spec::{valid_socket_path, BackendSpec, DEFAULT_DOCKER_SOCKET};
+use crate::model::ssh_target::SshTarget;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -1067,7 +1067,7 @@ mod fuzz {
     /// tests/corpus/config: hand-picked inputs (valid, broken, hostile),
     /// kept in the repo and used as seeds below.
     fn corpus_files() -> Vec<(String, Vec<u8>)> {
-        crate::corpus::read("config")
+        crate::model::corpus::read("config")
     }
 
     fn corpus() -> Vec<Vec<u8>> {
@@ -1105,7 +1105,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: crate::corpus::cases(), .. ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: crate::model::corpus::cases(), .. ProptestConfig::default() })]
 
         /// Corpus files with random bytes overwritten, inserted or cut, read
         /// by the real loader from a file: never a panic; a file that is not

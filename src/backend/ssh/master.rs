@@ -8,8 +8,8 @@
 //! warm command costs no handshake, and exits on its own once idle.
 
 use super::mux;
-use super::target::SshTarget;
-use crate::error::{CommandError, ErrorCode, Result};
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::model::ssh_target::SshTarget;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{Read, Seek};

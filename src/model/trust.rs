@@ -14,10 +14,10 @@
 //! workspace's block. A short list of names is never exported by a hook,
 //! trusted or not, unless the user names them in `$AETHER_HOOK_ALLOW`.
 
-use crate::config::{self, hex};
-use crate::envfile::Parts;
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::state::{user_state_dir, write_atomic};
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::fs::{user_state_dir, write_atomic};
+use crate::model::config::{self, hex};
+use crate::model::envfile::Parts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -250,7 +250,7 @@ impl Sources {
     /// otherwise); an `aether.toml` that is not TOML is CONFIG_INVALID,
     /// since its `[env]` cannot be shown.
     pub fn read(root: &Path) -> Result<Self> {
-        let env = crate::envfile::parts(root)?;
+        let env = crate::model::envfile::parts(root)?;
         let path = config::config_path(root);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => Some(t),
@@ -276,7 +276,7 @@ impl Sources {
     /// be trusted then, and no `[env]` value counts as current.
     pub fn read_env_only(root: &Path) -> Result<Self> {
         Ok(Sources {
-            env: crate::envfile::parts(root)?,
+            env: crate::model::envfile::parts(root)?,
             env_table: BTreeMap::new(),
             env_digest: Some("unreadable".into()),
         })
@@ -434,7 +434,7 @@ mod tests {
 
     fn sources(text: &str, env_digest: Option<&str>) -> Sources {
         Sources {
-            env: crate::envfile::split(text, Path::new("/w/.env")).unwrap(),
+            env: crate::model::envfile::split(text, Path::new("/w/.env")).unwrap(),
             env_table: BTreeMap::new(),
             env_digest: env_digest.map(str::to_string),
         }
@@ -443,8 +443,8 @@ mod tests {
     fn block(lines: &str) -> String {
         format!(
             "{}\n{lines}{}\n",
-            crate::envfile::BEGIN,
-            crate::envfile::END
+            crate::model::envfile::BEGIN,
+            crate::model::envfile::END
         )
     }
 

@@ -3,12 +3,12 @@
 //! removed behind our back; this file is what keeps `.env` valid then.
 //! Written only under the workspace lock, always atomically.
 
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::repo::{workspace_key, RepoContext};
+use crate::base::error::Result;
+use crate::base::fs::write_atomic;
+use crate::model::repo::{workspace_key, RepoContext};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkspaceState {
@@ -66,22 +66,6 @@ pub fn all_reserved_ports(ctx: &RepoContext) -> HashSet<u16> {
         .collect()
 }
 
-/// Aether's directory in the user's state home (`$XDG_STATE_HOME/aether`,
-/// else `~/.local/state/aether`): what belongs to the user rather than to a
-/// repo, such as the local port ledger and what the user trusts. No
-/// revision can write here.
-pub fn user_state_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_STATE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|d| !d.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        })
-        .map(|d| d.join("aether"))
-}
-
 fn roots_path(ctx: &RepoContext) -> PathBuf {
     ctx.state_dir().join("roots.json")
 }
@@ -99,38 +83,4 @@ pub fn load_roots(ctx: &RepoContext) -> BTreeMap<String, PathBuf> {
 pub fn save_roots(ctx: &RepoContext, roots: &BTreeMap<String, PathBuf>) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(roots).expect("roots serialise");
     write_atomic(&roots_path(ctx), &bytes, 0o600)
-}
-
-/// Temp file, fsync, rename: readers see the old file or the new one, never
-/// a torn write. In a workspace root the temp file goes into `.jj/` (same
-/// filesystem, never snapshotted), so a process killed mid-write leaves no
-/// stray file for jj to commit.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let dot_jj = dir.join(".jj");
-    let tmp_dir = if dot_jj.is_dir() {
-        dot_jj
-    } else {
-        dir.to_path_buf()
-    };
-    let fail = |e: std::io::Error| {
-        CommandError::new(
-            ErrorCode::EnvFile,
-            format!("cannot write {}: {e}", path.display()),
-        )
-        .detail("file", path.display().to_string())
-    };
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".aether-tmp-")
-        .tempfile_in(&tmp_dir)
-        .map_err(fail)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
 }

@@ -5,9 +5,9 @@
 //! reservation itself must be exclusive: one ledger per user (every repo
 //! draws from the same ports), changed under a file lock, written atomically.
 
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::repo::RepoContext;
-use crate::state::write_atomic;
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::fs::write_atomic;
+use crate::model::repo::RepoContext;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ type Ledger = BTreeMap<u16, String>;
 
 fn dir(ctx: &RepoContext) -> PathBuf {
     // Without a home, the repo's own state: still exclusive within it.
-    crate::state::user_state_dir().unwrap_or_else(|| ctx.state_dir())
+    crate::base::fs::user_state_dir().unwrap_or_else(|| ctx.state_dir())
 }
 
 pub fn owner(ctx: &RepoContext, workspace: &str) -> String {

@@ -1,8 +1,8 @@
 //! Finds the jj workspace and repo store from a directory, derives the repo's
 //! stable id, and owns Aether's private state directory inside the store.
 
-use crate::config::hex;
-use crate::error::{CommandError, ErrorCode, Result};
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::model::config::hex;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! when a connection stays open (or the server speaks first) for a moment.
 
 use crate::backend::{Backend, LiveStatus, RunState};
-use crate::error::{CommandError, ErrorCode, Result};
+use crate::base::error::{CommandError, ErrorCode, Result};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;

@@ -1,8 +1,8 @@
 //! Desired state: the live jj workspaces, each with its own aether.toml.
 
-use crate::config::{self, Config};
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::jj::WorkspaceEntry;
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::model::config::{self, Config};
+use crate::model::jj::WorkspaceEntry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

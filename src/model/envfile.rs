@@ -3,8 +3,8 @@
 //! Values are single-quoted and limited to characters that dotenvy,
 //! python-dotenv, Compose's `--env-file` and POSIX `sh` all read the same way.
 
-use crate::error::{CommandError, ErrorCode, Result};
-use crate::state::write_atomic;
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::fs::write_atomic;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -498,7 +498,7 @@ mod fuzz {
 
     /// tests/corpus/env: damaged and hand-edited `.env` files, kept in the repo.
     fn corpus() -> Vec<Vec<u8>> {
-        crate::corpus::read("env")
+        crate::model::corpus::read("env")
             .into_iter()
             .map(|(_, b)| b)
             .collect()
@@ -614,7 +614,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: crate::corpus::cases(), .. ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: crate::model::corpus::cases(), .. ProptestConfig::default() })]
 
         /// Corpus files with random bytes changed keep the same guarantees.
         #[test]

@@ -1,8 +1,8 @@
 //! The JSON shapes agents read. Fields may be added; none may be renamed.
 
 use crate::backend::{Observed, RunState};
-use crate::config::Config;
-use crate::context::{self, PortMap};
+use crate::model::config::Config;
+use crate::model::context::{self, PortMap};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -122,7 +122,10 @@ pub fn workspace_report(
         workspace_root: root.display().to_string(),
         backend: backend.to_string(),
         remote_host,
-        env_file: root.join(crate::envfile::FILE_NAME).display().to_string(),
+        env_file: root
+            .join(crate::model::envfile::FILE_NAME)
+            .display()
+            .to_string(),
         resources,
         variables,
         warnings,

@@ -1,0 +1,73 @@
+//! `CommandHelper`: what every command needs from the parsed command line,
+//! built once by `cli.rs` and handed to the command, as jj's `CommandHelper`
+//! is. The wiring lives here: which repo and which backend. Output mode is each command's own `--json`.
+//! Nothing global: a command sees only this value and its own arguments.
+
+use crate::backend::{self, docker::DockerBackend};
+use crate::base::error::{CommandError, Result};
+use crate::model::backend_spec::{self, BackendSpec};
+use crate::model::repo::RepoContext;
+use std::path::{Path, PathBuf};
+
+pub struct CommandHelper {
+    /// `-R`: the workspace to operate on, else the current directory.
+    repository: Option<PathBuf>,
+    /// `--backend`, unparsed: only commands that reach a backend read it, so
+    /// a bad value fails those and nothing else.
+    backend_flag: Option<String>,
+}
+
+impl CommandHelper {
+    pub fn new(repository: Option<PathBuf>, backend_flag: Option<String>) -> Self {
+        CommandHelper {
+            repository,
+            backend_flag,
+        }
+    }
+
+    /// `-R` as given, for commands that pass it on to jj.
+    pub fn repository(&self) -> Option<&Path> {
+        self.repository.as_deref()
+    }
+
+    /// `-R`, else the current directory.
+    pub fn start_dir(&self) -> Result<PathBuf> {
+        match &self.repository {
+            Some(p) => Ok(p.clone()),
+            None => std::env::current_dir()
+                .map_err(|e| CommandError::io("cannot read the current directory", e)),
+        }
+    }
+
+    /// The repo and workspace at [`Self::start_dir`].
+    pub fn discover(&self) -> Result<RepoContext> {
+        RepoContext::discover(&self.start_dir()?)
+    }
+
+    /// `--backend`, else `$AETHER_BACKEND`.
+    pub fn backend_override(&self) -> Result<Option<BackendSpec>> {
+        match self.backend_flag.as_deref() {
+            Some(flag) => BackendSpec::parse_flag(flag).map(Some),
+            None => BackendSpec::from_env(),
+        }
+    }
+
+    /// The backend new environments of this repo go to.
+    pub fn desired_backend(&self, ctx: &RepoContext) -> Result<BackendSpec> {
+        Ok(backend_spec::desired(ctx, self.backend_override()?))
+    }
+
+    /// The backend holding `workspace`'s environment.
+    pub fn workspace_backend(&self, ctx: &RepoContext, workspace: &str) -> Result<BackendSpec> {
+        backend_spec::recorded(ctx, workspace, self.backend_override()?)
+    }
+
+    /// Connects to [`Self::desired_backend`].
+    pub async fn backend(&self, ctx: &RepoContext) -> Result<DockerBackend> {
+        backend::connect::connect(ctx, &self.desired_backend(ctx)?).await
+    }
+
+    pub async fn connect(&self, ctx: &RepoContext, spec: &BackendSpec) -> Result<DockerBackend> {
+        backend::connect::connect(ctx, spec).await
+    }
+}
