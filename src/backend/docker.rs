@@ -13,7 +13,7 @@ use super::{
 use crate::backend::readiness;
 use crate::backend::ssh::forward::Forwarder;
 use crate::backend::ssh::{mux, Master};
-use crate::backend::{Forward, Forwarding};
+use crate::backend::{Forward, Forwarding, Naming};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::model::repo::object_key;
 use bollard::errors::Error as BollardError;
@@ -267,6 +267,7 @@ fn observed_container(c: bollard::models::ContainerSummary) -> ObservedContainer
         workspace: get(labels::WORKSPACE),
         service: get(labels::SERVICE),
         config_hash: get(labels::CONFIG_HASH),
+        config_fields: serde_json::from_str(&get(labels::CONFIG_FIELDS)).unwrap_or_default(),
         state,
         health: c.status.as_deref().and_then(health_from_status),
         ports: parse_ports_label(&get(labels::PORTS)),
@@ -387,6 +388,20 @@ impl DockerBackend {
     }
 }
 
+impl Naming for DockerBackend {
+    fn network_name(&self, ws: WorkspaceRef<'_>) -> String {
+        format!("aether-{}", self.key(ws))
+    }
+
+    fn container_name(&self, ws: WorkspaceRef<'_>, service: &str) -> String {
+        format!("aether-{}-{service}", self.key(ws))
+    }
+
+    fn volume_name(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> String {
+        format!("aether-{}-{service}-{volume}", self.key(ws))
+    }
+}
+
 impl Backend for DockerBackend {
     /// The containers made for the workspace at `root`, in one list call:
     /// what `ajj run` forwards to.
@@ -484,18 +499,6 @@ impl Backend for DockerBackend {
 
     fn client_host(&self) -> &str {
         &self.host
-    }
-
-    fn network_name(&self, ws: WorkspaceRef<'_>) -> String {
-        format!("aether-{}", self.key(ws))
-    }
-
-    fn container_name(&self, ws: WorkspaceRef<'_>, service: &str) -> String {
-        format!("aether-{}-{service}", self.key(ws))
-    }
-
-    fn volume_name(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> String {
-        format!("aether-{}-{service}-{volume}", self.key(ws))
     }
 
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed> {
@@ -710,6 +713,10 @@ impl Backend for DockerBackend {
         let mut labels = self.base_labels(req.owner());
         labels.insert(labels::SERVICE.into(), req.service.clone());
         labels.insert(labels::CONFIG_HASH.into(), spec.config_hash());
+        labels.insert(
+            labels::CONFIG_FIELDS.into(),
+            serde_json::to_string(&spec.field_digests()).expect("digests serialise"),
+        );
         labels.insert(labels::PORTS.into(), format_ports_label(&req.ports));
 
         let port_bindings = req

@@ -29,6 +29,9 @@ pub mod labels {
     pub const WORKSPACE: &str = "dev.aether.workspace";
     pub const SERVICE: &str = "dev.aether.service";
     pub const CONFIG_HASH: &str = "dev.aether.config-hash";
+    /// `{"image":"…","env.GREETING":"…"}`: a digest per field of the spec, so
+    /// a drift names the fields that changed (`ServiceSpec::field_digests`).
+    pub const CONFIG_FIELDS: &str = "dev.aether.config-fields";
     /// `5432=49152,8080=49153`: the published ports, readable from a list call.
     pub const PORTS: &str = "dev.aether.ports";
     pub const VOLUME: &str = "dev.aether.volume";
@@ -59,6 +62,9 @@ pub struct ObservedContainer {
     pub workspace: String,
     pub service: String,
     pub config_hash: String,
+    /// Field → digest, from the config-fields label; empty on containers
+    /// made before Aether recorded it.
+    pub config_fields: BTreeMap<String, String>,
     pub state: RunState,
     /// `healthy`, `unhealthy`, `starting`, or `None` without a healthcheck.
     pub health: Option<String>,
@@ -186,9 +192,20 @@ pub trait Forwarding {
     fn close(&self);
 }
 
+/// How a backend names objects: pure, so the planner decides every name.
+pub trait Naming {
+    /// The name the backend gives a service's container.
+    fn container_name(&self, ws: WorkspaceRef<'_>, service: &str) -> String;
+    /// The name of a workspace's isolation unit (a Docker network; a
+    /// Kubernetes namespace).
+    fn network_name(&self, ws: WorkspaceRef<'_>) -> String;
+    /// The name of a new volume; existing ones keep theirs.
+    fn volume_name(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> String;
+}
+
 /// Implemented by each place Aether can run services.
 #[allow(async_fn_in_trait)]
-pub trait Backend {
+pub trait Backend: Naming {
     /// Stable name reported as `backend` in JSON.
     fn kind(&self) -> &'static str;
     /// Which engine this is (`docker-local`, `ssh://user@host:port`):
@@ -211,12 +228,6 @@ pub trait Backend {
     /// Whether something serves `container_port` of a running container,
     /// whose clients use `client_port`. Readiness polls this.
     async fn serving(&self, live: &LiveStatus, container_port: u16, client_port: u16) -> bool;
-    /// The name the backend gives a service's container.
-    fn container_name(&self, ws: WorkspaceRef<'_>, service: &str) -> String;
-    /// The name of a workspace's network.
-    fn network_name(&self, ws: WorkspaceRef<'_>) -> String;
-    /// The name of a new volume; existing ones keep theirs.
-    fn volume_name(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> String;
     /// All objects of the repo, or of one workspace: one list per object kind.
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed>;
     async fn ensure_image(&self, image: &str) -> Result<()>;

@@ -5,7 +5,7 @@ use crate::base::error::Result;
 use crate::commands::print_json;
 use crate::commands::CommandHelper;
 use crate::model::desired::MissingRootArg;
-use crate::reconcile::report::SCHEMA_VERSION;
+use crate::reconcile::report::{self, ActionReport, SCHEMA_VERSION};
 use crate::reconcile::{self, apply::Applier, PassOptions};
 use serde_json::json;
 
@@ -53,7 +53,7 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
                 "schema_version": SCHEMA_VERSION,
                 "backend": backend.kind(),
                 "dry_run": args.dry_run,
-                "actions": pass.actions,
+                "actions": pass.actions.iter().map(ActionReport::new).collect::<Vec<_>>(),
                 "env_written": pass.env_written,
                 "errors": errors,
                 "warnings": warnings,
@@ -68,7 +68,7 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
                 println!("Nothing to do: every workspace is converged");
             }
             for a in &pass.actions {
-                println!("{verb} {}", a.describe());
+                println!("{verb} {}", report::describe(a));
             }
             for ws in &pass.env_written {
                 println!("Wrote .env of {ws}");

@@ -68,6 +68,47 @@ impl ServiceSpec {
         let bytes = serde_json::to_vec(&normalised).expect("spec serialises");
         hex(&Sha256::digest(bytes))
     }
+
+    /// A short digest of each field, entries of maps each on their own
+    /// (`image`, `env.GREETING`, `volumes.data`), so that a drift can name
+    /// what changed without recording any value.
+    pub fn field_digests(&self) -> BTreeMap<String, String> {
+        let mut normalised = self.clone();
+        normalised.ports.sort_unstable();
+        let value = serde_json::to_value(&normalised).expect("spec serialises");
+        let digest = |v: &serde_json::Value| hex(&Sha256::digest(v.to_string()))[..12].to_string();
+        let mut out = BTreeMap::new();
+        for (field, v) in value.as_object().into_iter().flatten() {
+            match v
+                .as_object()
+                .filter(|_| field == "env" || field == "volumes")
+            {
+                Some(map) => {
+                    for (k, v) in map {
+                        out.insert(format!("{field}.{k}"), digest(v));
+                    }
+                }
+                None => {
+                    out.insert(field.clone(), digest(v));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The fields whose digests differ, or that only one side has.
+pub fn changed_fields(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect()
 }
 
 pub fn hex(bytes: &[u8]) -> String {

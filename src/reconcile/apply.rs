@@ -3,6 +3,7 @@
 //! (even by `kill -9`) is finished by the next one.
 
 use super::plan::{Action, Reason};
+use super::steps::Step;
 use crate::backend::ports;
 use crate::backend::readiness::{self, Target};
 use crate::backend::{Backend, ContainerRequest, Observed, StartError, WorkspaceRef};
@@ -114,68 +115,96 @@ impl<'a, B: Backend> Applier<'a, B> {
         }
     }
 
-    /// Applies `actions` of one workspace. The caller holds its lock and
-    /// observed it under that lock. `desired` is `None` when the workspace is gone.
+    /// Carries out `steps` of one workspace. The caller holds its lock and
+    /// observed it under that lock. `desired` is `None` when the workspace is
+    /// gone. Every decision is in the steps; what is left here is the order
+    /// (removals, then what containers need, then containers in parallel,
+    /// then what nothing uses any more) and retrying what the engine refused.
     pub async fn apply(
         &self,
         workspace: &str,
         desired: Option<&DesiredWorkspace>,
-        actions: &[Action],
+        steps: &[Step],
         observed: &Observed,
     ) -> Result<Applied> {
         let started = std::time::Instant::now();
+        let actions: Vec<&Action> = steps.iter().map(|s| &s.action).collect();
+        let saved = self.adopt(workspace, &actions)?;
+        let owner = desired.map(|d| WorkspaceRef {
+            name: workspace,
+            root: &d.root,
+        });
+        self.claim_known(&actions, observed);
+        self.remove_unwanted(&actions).await?;
+        let network_id = self.prepare(owner, desired, &actions).await?;
+        tracing::debug!(
+            workspace,
+            ms = started.elapsed().as_millis() as u64,
+            "prepared network, volumes, images"
+        );
+        let new_ports = match (desired, owner) {
+            (Some(d), Some(owner)) => self.run_containers(owner, d, steps, &network_id).await?,
+            _ => BTreeMap::new(),
+        };
+        tracing::debug!(
+            workspace,
+            ms = started.elapsed().as_millis() as u64,
+            "containers ready"
+        );
+        self.collect_garbage(&actions).await?;
+        self.record(workspace, desired, observed, new_ports, saved)
+    }
+
+    /// A renamed workspace takes over the state of its old name: the ports
+    /// `.env` was written with, the backend, the reserved local ports.
+    fn adopt(&self, workspace: &str, actions: &[&Action]) -> Result<state::WorkspaceState> {
         let mut saved = state::load(self.ctx, workspace);
         for a in actions {
-            if let Action::AdoptWorkspace { from, .. } = a {
-                // The ports `.env` was written with move to the new name.
-                let old = state::load(self.ctx, from);
-                for (service, ports) in old.ports {
-                    saved.ports.entry(service).or_insert(ports);
-                }
-                if saved.backend.is_none() {
-                    saved.backend = old.backend;
-                }
-                state::save(self.ctx, &saved)?;
-                state::remove(self.ctx, from);
-                if self.backend.forwards_ports() {
-                    ports::rename(
-                        self.ctx,
-                        &ports::owner(self.ctx, from),
-                        &ports::owner(self.ctx, workspace),
-                    )?;
-                }
-                self.say(format!(
-                    "Adopting the environment of {from}, renamed to {workspace}"
-                ));
+            let Action::AdoptWorkspace { from, .. } = a else {
+                continue;
+            };
+            let old = state::load(self.ctx, from);
+            for (service, ports) in old.ports {
+                saved.ports.entry(service).or_insert(ports);
             }
+            if saved.backend.is_none() {
+                saved.backend = old.backend;
+            }
+            state::save(self.ctx, &saved)?;
+            state::remove(self.ctx, from);
+            if self.backend.forwards_ports() {
+                ports::rename(
+                    self.ctx,
+                    &ports::owner(self.ctx, from),
+                    &ports::owner(self.ctx, workspace),
+                )?;
+            }
+            self.say(format!(
+                "Adopting the environment of {from}, renamed to {workspace}"
+            ));
         }
-        let root = desired.map(|d| d.root.as_path());
-        let owner = root.map(|root| WorkspaceRef {
-            name: workspace,
-            root,
-        });
-        let creates = actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::CreateContainer { .. }
-                    | Action::RecreateContainer { .. }
-                    | Action::StartContainer { .. }
-            )
-        });
-        if creates {
-            // Only a pass that may pick ports needs to know every reserved
-            // one; a no-op pass over N workspaces stays O(N).
-            let mut claimed = self.claimed.lock().unwrap();
-            claimed.extend(state::all_reserved_ports(self.ctx));
-            claimed.extend(
-                observed
-                    .containers
-                    .iter()
-                    .flat_map(|c| c.ports.values().copied()),
-            );
-        }
+        Ok(saved)
+    }
 
-        // 1. Unwanted containers go first: GC, undeclared services, duplicates.
+    /// Only a pass that may pick ports needs to know every reserved one; a
+    /// no-op pass over N workspaces stays O(N).
+    fn claim_known(&self, actions: &[&Action], observed: &Observed) {
+        if !actions.iter().any(|a| starts(a)) {
+            return;
+        }
+        let mut claimed = self.claimed.lock().unwrap();
+        claimed.extend(state::all_reserved_ports(self.ctx));
+        claimed.extend(
+            observed
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.values().copied()),
+        );
+    }
+
+    /// Unwanted containers go first (GC, undeclared services, duplicates),
+    /// then duplicate networks, before containers look for theirs.
+    async fn remove_unwanted(&self, actions: &[&Action]) -> Result<()> {
         let removals = actions.iter().filter_map(|a| match a {
             Action::RemoveContainer { container, .. } => Some(container.as_str()),
             _ => None,
@@ -187,8 +216,6 @@ impl<'a, B: Backend> Applier<'a, B> {
             }))
             .await,
         )?;
-
-        // A duplicate network must go before containers look for theirs.
         collect(
             join_all(actions.iter().filter_map(|a| match a {
                 Action::RemoveNetwork {
@@ -200,19 +227,24 @@ impl<'a, B: Backend> Applier<'a, B> {
             }))
             .await,
         )?;
+        Ok(())
+    }
 
-        // 2. What containers need: network, volumes, images.
-        let needs_network = creates
-            || actions
-                .iter()
-                .any(|a| matches!(a, Action::CreateNetwork { .. }));
+    /// What containers need, concurrently: the network, volumes, images.
+    /// Returns the network's id (empty when none is needed).
+    async fn prepare(
+        &self,
+        owner: Option<WorkspaceRef<'_>>,
+        desired: Option<&DesiredWorkspace>,
+        actions: &[&Action],
+    ) -> Result<String> {
+        let needs_network = actions
+            .iter()
+            .any(|a| starts(a) || matches!(a, Action::CreateNetwork { .. }));
         let network = async {
-            match needs_network {
-                true => match owner {
-                    Some(owner) => self.backend.ensure_network(owner).await.map(Some),
-                    None => Ok(None),
-                },
-                false => Ok(None),
+            match (needs_network, owner) {
+                (true, Some(owner)) => self.backend.ensure_network(owner).await.map(Some),
+                _ => Ok(None),
             }
         };
         let mut prep: Vec<LocalBoxFuture<'_, Result<()>>> = Vec::new();
@@ -247,69 +279,51 @@ impl<'a, B: Backend> Applier<'a, B> {
         let (network_id, prepared) = futures_util::join!(network, join_all(prep));
         let network_id = network_id?.unwrap_or_default();
         collect(prepared)?;
-        tracing::debug!(
-            workspace,
-            ms = started.elapsed().as_millis() as u64,
-            "prepared network, volumes, images"
-        );
+        Ok(network_id)
+    }
 
-        // 3. Containers, in parallel: that is where the time goes.
-        let mut new_ports: BTreeMap<String, BTreeMap<u16, u16>> = BTreeMap::new();
-        if let Some(d) = desired {
-            let jobs = actions.iter().filter_map(|a| {
-                let (service, old, start_only) = match a {
-                    Action::CreateContainer { service, .. } => (service, None, false),
-                    Action::RecreateContainer {
-                        service, container, ..
-                    } => (service, Some(container.as_str()), false),
-                    Action::StartContainer {
-                        service, container, ..
-                    } => (service, Some(container.as_str()), true),
-                    _ => return None,
-                };
-                let svc = d.config.services.get(service)?;
-                // The container being replaced or started knows the ports
-                // `.env` was written with; the state file covers the case
-                // where someone removed it.
-                let sticky = observed
-                    .containers
-                    .iter()
-                    .find(|c| Some(c.name.as_str()) == old)
-                    .map(|c| c.ports.clone())
-                    .filter(|p| !p.is_empty())
-                    .or_else(|| saved.ports.get(service).cloned());
-                let network_id = network_id.as_str();
-                let owner = WorkspaceRef {
-                    name: workspace,
-                    root: &d.root,
-                };
-                let volumes = volume_names(self.backend, owner, svc, observed);
-                Some(async move {
-                    let ports = self
-                        .ensure_service(
-                            owner,
-                            svc,
-                            network_id,
-                            &volumes,
-                            old,
-                            start_only,
-                            sticky.unwrap_or_default(),
-                        )
-                        .await?;
-                    Ok::<_, CommandError>((service.clone(), ports))
-                })
-            });
-            for (service, ports) in collect(join_all(jobs).await)? {
-                new_ports.insert(service, ports);
-            }
-        }
+    /// Containers, in parallel: that is where the time goes. Returns the
+    /// host ports each service got.
+    async fn run_containers(
+        &self,
+        owner: WorkspaceRef<'_>,
+        d: &DesiredWorkspace,
+        steps: &[Step],
+        network_id: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<u16, u16>>> {
+        let jobs = steps.iter().filter_map(|step| {
+            let (service, old, start_only) = match &step.action {
+                Action::CreateContainer { service, .. } => (service, None, false),
+                Action::RecreateContainer {
+                    service, container, ..
+                } => (service, Some(container.as_str()), false),
+                Action::StartContainer {
+                    service, container, ..
+                } => (service, Some(container.as_str()), true),
+                _ => return None,
+            };
+            let svc = d.config.services.get(service)?;
+            let sticky: BTreeMap<u16, u16> = step
+                .ports
+                .iter()
+                .filter_map(|(c, h)| Some((*c, (*h)?)))
+                .collect();
+            let run = Run {
+                owner,
+                svc,
+                network_id,
+                volumes: &step.volumes,
+            };
+            Some(async move {
+                let ports = self.ensure_service(&run, old, start_only, sticky).await?;
+                Ok::<_, CommandError>((service.clone(), ports))
+            })
+        });
+        Ok(collect(join_all(jobs).await)?.into_iter().collect())
+    }
 
-        tracing::debug!(
-            workspace,
-            ms = started.elapsed().as_millis() as u64,
-            "containers ready"
-        );
-        // 4. Volumes and the network once nothing uses them.
+    /// Volumes and networks once nothing uses them.
+    async fn collect_garbage(&self, actions: &[&Action]) -> Result<()> {
         let cleanup = actions
             .iter()
             .filter_map(|a| -> Option<LocalBoxFuture<'_, Result<()>>> {
@@ -336,9 +350,19 @@ impl<'a, B: Backend> Applier<'a, B> {
                 }
             });
         collect(join_all(cleanup).await)?;
+        Ok(())
+    }
 
-        // Record the ports of every declared service: those just created and
-        // those that were already running.
+    /// Records the ports of every declared service (those just created and
+    /// those that were already running) and the backend holding them.
+    fn record(
+        &self,
+        workspace: &str,
+        desired: Option<&DesiredWorkspace>,
+        observed: &Observed,
+        new_ports: BTreeMap<String, BTreeMap<u16, u16>>,
+        mut saved: state::WorkspaceState,
+    ) -> Result<Applied> {
         let Some(d) = desired else {
             if self.backend.forwards_ports() {
                 ports::release(
@@ -384,60 +408,35 @@ impl<'a, B: Backend> Applier<'a, B> {
 
     /// Creates, recreates or starts one service and waits until it is ready.
     /// Returns its host ports.
-    #[allow(clippy::too_many_arguments)]
     async fn ensure_service(
         &self,
-        owner: WorkspaceRef<'_>,
-        svc: &Service,
-        network_id: &str,
-        volumes: &BTreeMap<String, String>,
+        run: &Run<'_>,
         old: Option<&str>,
         start_only: bool,
         sticky: BTreeMap<u16, u16>,
     ) -> Result<BTreeMap<u16, u16>> {
-        let workspace = owner.name;
-        let name = svc.name.as_str();
+        let (workspace, name) = (run.owner.name, run.svc.name.as_str());
         let mut ports = BTreeMap::new();
-        for cport in &svc.spec.ports {
+        for cport in &run.svc.spec.ports {
             let host = match sticky.get(cport) {
                 Some(h) if self.keep_port(workspace, *h)? => *h,
                 _ => self.pick_port(workspace)?,
             };
             ports.insert(*cport, host);
         }
-        let container;
-        if start_only {
-            let old = old.expect("start has a container");
-            self.say(format!("Starting {workspace}/{name}"));
-            match self.backend.start(old).await {
-                Ok(()) => container = old.to_string(),
-                Err(StartError::Gone) => {
-                    container = self
-                        .create_with_retry(owner, svc, network_id, volumes, &mut ports, false)
-                        .await?;
+        let container = match (old, start_only) {
+            (Some(old), true) => self.start_or_replace(run, old, &mut ports).await?,
+            (old, _) => {
+                if let Some(old) = old {
+                    self.say(format!("Recreating {workspace}/{name}"));
+                    let grace = Duration::from_secs(run.svc.spec.stop_timeout_secs);
+                    self.backend.remove_container(old, Some(grace)).await?;
+                } else {
+                    self.say(format!("Creating {workspace}/{name}"));
                 }
-                Err(StartError::PortTaken(_)) => {
-                    // Someone took the port while the container was stopped:
-                    // a new container on a new port, and `.env` follows.
-                    self.backend.remove_container(old, None).await?;
-                    container = self
-                        .create_with_retry(owner, svc, network_id, volumes, &mut ports, true)
-                        .await?;
-                }
-                Err(StartError::Other(e)) => return Err(e),
+                self.create_with_retry(run, &mut ports, false).await?
             }
-        } else {
-            if let Some(old) = old {
-                self.say(format!("Recreating {workspace}/{name}"));
-                let grace = Duration::from_secs(svc.spec.stop_timeout_secs);
-                self.backend.remove_container(old, Some(grace)).await?;
-            } else {
-                self.say(format!("Creating {workspace}/{name}"));
-            }
-            container = self
-                .create_with_retry(owner, svc, network_id, volumes, &mut ports, false)
-                .await?;
-        }
+        };
         for (cport, host) in &ports {
             if let Some(prev) = sticky.get(cport).filter(|p| *p != host) {
                 self.warn(format!(
@@ -450,8 +449,8 @@ impl<'a, B: Backend> Applier<'a, B> {
             service: name,
             container: &container,
             ports: ports.iter().map(|(c, h)| (*c, *h)).collect(),
-            healthcheck: svc.spec.healthcheck.is_some(),
-            timeout: svc.ready_timeout,
+            healthcheck: run.svc.spec.healthcheck.is_some(),
+            timeout: run.svc.ready_timeout,
         };
         let started = std::time::Instant::now();
         readiness::wait_ready(self.backend, &target).await?;
@@ -465,15 +464,35 @@ impl<'a, B: Backend> Applier<'a, B> {
         Ok(ports)
     }
 
+    /// Starts a stopped container; the engine may refuse, and the step is
+    /// retried as a create: the container vanished meanwhile, or someone
+    /// took its port while it was stopped (then a new port, and `.env`
+    /// follows).
+    async fn start_or_replace(
+        &self,
+        run: &Run<'_>,
+        old: &str,
+        ports: &mut BTreeMap<u16, u16>,
+    ) -> Result<String> {
+        self.say(format!("Starting {}/{}", run.owner.name, run.svc.name));
+        match self.backend.start(old).await {
+            Ok(()) => Ok(old.to_string()),
+            Err(StartError::Gone) => self.create_with_retry(run, ports, false).await,
+            Err(StartError::PortTaken(_)) => {
+                self.backend.remove_container(old, None).await?;
+                self.create_with_retry(run, ports, true).await
+            }
+            Err(StartError::Other(e)) => Err(e),
+        }
+    }
+
     async fn create_with_retry(
         &self,
-        owner: WorkspaceRef<'_>,
-        svc: &Service,
-        network_id: &str,
-        volumes: &BTreeMap<String, String>,
+        run: &Run<'_>,
         ports: &mut BTreeMap<u16, u16>,
         mut repick: bool,
     ) -> Result<String> {
+        let (owner, svc) = (run.owner, run.svc);
         let workspace = owner.name;
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
@@ -496,11 +515,11 @@ impl<'a, B: Backend> Applier<'a, B> {
             let req = ContainerRequest {
                 workspace: workspace.to_string(),
                 root: owner.root.to_path_buf(),
-                volumes: volumes.clone(),
+                volumes: run.volumes.clone(),
                 service: svc.name.clone(),
                 spec: svc.spec.clone(),
                 ports: ports.clone(),
-                network_id: network_id.to_string(),
+                network_id: run.network_id.to_string(),
             };
             match self.backend.create_and_start(&req).await {
                 Ok(()) => return Ok(self.backend.container_name(owner, &svc.name)),
@@ -533,31 +552,22 @@ impl<'a, B: Backend> Applier<'a, B> {
     }
 }
 
-/// The volumes a service mounts: those it already has (a renamed workspace's
-/// keep their old names, and with them the data), else new names.
-fn volume_names<B: Backend>(
-    backend: &B,
-    owner: WorkspaceRef<'_>,
-    svc: &Service,
-    observed: &Observed,
-) -> BTreeMap<String, String> {
-    svc.spec
-        .volumes
-        .keys()
-        .map(|volume| {
-            let mut found: Vec<_> = observed
-                .volumes
-                .iter()
-                .filter(|v| v.service == svc.name && &v.volume == volume)
-                .collect();
-            found.sort_by_key(|v| (v.workspace != owner.name, v.created.clone()));
-            let name = found
-                .first()
-                .map(|v| v.name.clone())
-                .unwrap_or_else(|| backend.volume_name(owner, &svc.name, volume));
-            (volume.clone(), name)
-        })
-        .collect()
+/// Whether the action starts a container (and so may pick ports).
+fn starts(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::CreateContainer { .. }
+            | Action::RecreateContainer { .. }
+            | Action::StartContainer { .. }
+    )
+}
+
+/// One service to run: where, and with which volumes.
+struct Run<'a> {
+    owner: WorkspaceRef<'a>,
+    svc: &'a Service,
+    network_id: &'a str,
+    volumes: &'a BTreeMap<String, String>,
 }
 
 /// Runs every step to the end, then reports the first failure: a half-done

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod plan;
 pub mod report;
+pub mod steps;
 
 use crate::backend::{Backend, Observed};
 use crate::base::error::{CommandError, Result};
@@ -18,10 +19,11 @@ use futures_util::future::join_all;
 use plan::{Action, Scope};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use steps::{Memory, Step};
 
 /// A workspace after a pass over it.
 pub struct Settled {
-    pub actions: Vec<Action>,
+    pub actions: Vec<Step>,
     pub ports: PortMap,
     /// The backend's objects of this workspace after the actions ran.
     pub observed: Observed,
@@ -49,6 +51,7 @@ pub async fn converge_workspace<B: Backend>(
     let scope = Scope::workspace(name, root);
     let actions = plan::plan(desired, &observed, &scope);
     let mine = plan::scoped(desired, &observed, &scope);
+    let actions = resolve(applier, desired, &mine, actions);
     settle(
         applier,
         name,
@@ -65,7 +68,7 @@ async fn settle<B: Backend>(
     applier: &Applier<'_, B>,
     name: &str,
     desired: Option<&DesiredWorkspace>,
-    actions: Vec<Action>,
+    actions: Vec<Step>,
     observed: Observed,
     scope: Scope,
     all: &Desired,
@@ -117,7 +120,7 @@ async fn settle<B: Backend>(
 }
 
 pub struct PassReport {
-    pub actions: Vec<Action>,
+    pub actions: Vec<Step>,
     pub errors: Vec<(String, CommandError)>,
     pub env_written: Vec<String>,
     /// How long each workspace that had work took.
@@ -139,6 +142,7 @@ pub async fn reconcile_all<B: Backend>(
     let observed = applier.backend.observe(None).await?;
     let actions = plan::plan(&desired, &observed, &Scope::All);
     if dry_run {
+        let actions = resolve(applier, &desired, &observed, actions);
         return Ok(PassReport {
             actions,
             errors,
@@ -201,6 +205,29 @@ pub async fn reconcile_all<B: Backend>(
         durations,
         roots: desired.roots.keys().cloned().collect(),
     })
+}
+
+/// The plan's actions resolved into steps, with what Aether remembers of
+/// the workspaces they touch.
+fn resolve<B: Backend>(
+    applier: &Applier<'_, B>,
+    desired: &Desired,
+    observed: &Observed,
+    actions: Vec<Action>,
+) -> Vec<Step> {
+    let mut memory = Memory::new();
+    for a in &actions {
+        let mut names = vec![a.workspace()];
+        if let Action::AdoptWorkspace { from, .. } = a {
+            names.push(from);
+        }
+        for name in names {
+            if !memory.contains_key(name) {
+                memory.insert(name.to_string(), state::load(applier.ctx, name).ports);
+            }
+        }
+    }
+    steps::resolve(actions, desired, observed, &memory, applier.backend)
 }
 
 /// A workspace with nothing to do still gets its `.env` checked, but only if

@@ -50,8 +50,9 @@ pub enum Reason {
     Renamed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+/// What to do and why: the planner's own vocabulary, free to change. What
+/// users read is `report::ActionReport`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// A renamed workspace takes over what it had under its old name: its
     /// volumes (data) and sticky ports stay; containers and network are
@@ -193,12 +194,16 @@ fn rank(c: &ObservedContainer, home: &str, hash: &str) -> (bool, bool, bool, Str
 
 /// Where an object is planned: under the live workspace that owns it, or,
 /// when its workspace is gone, under its label.
-struct Placement<'a> {
-    home: &'a str,
-    live: bool,
+pub(super) struct Placement<'a> {
+    pub home: &'a str,
+    pub live: bool,
 }
 
-fn place<'a>(desired: &'a Desired, label: &'a str, root: Option<&Path>) -> Placement<'a> {
+pub(super) fn place<'a>(
+    desired: &'a Desired,
+    label: &'a str,
+    root: Option<&Path>,
+) -> Placement<'a> {
     match desired.owner(label, root) {
         Some(home) => Placement { home, live: true },
         None => Placement {
@@ -519,6 +524,7 @@ ports = [6379]
             workspace: ws.into(),
             service: svc.into(),
             config_hash: hash.unwrap_or_else(|| "old".into()),
+            config_fields: BTreeMap::new(),
             state,
             health: None,
             ports: BTreeMap::from([(1, 2)]),

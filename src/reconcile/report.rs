@@ -1,5 +1,7 @@
 //! The JSON shapes agents read. Fields may be added; none may be renamed.
 
+use super::plan::{Action, Reason};
+use super::steps::Step;
 use crate::backend::{Observed, RunState};
 use crate::model::config::Config;
 use crate::model::context::{self, PortMap};
@@ -169,5 +171,166 @@ pub fn print_human(r: &WorkspaceReport) {
         if let Some(url) = &res.connection_string {
             println!("  {:<12} {url}", "");
         }
+    }
+}
+
+/// One action as `ajj reconcile --json` (`--dry-run` included) and the
+/// `action` events of `ajj watch --json` report it. A published shape, kept
+/// apart from the planner's own types so that renaming one of those never
+/// changes it. Fields absent for an action are left out.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ActionReport<'a> {
+    /// `adopt_workspace`, `create_network`, `create_volume`,
+    /// `create_container`, `recreate_container`, `start_container`,
+    /// `remove_container`, `remove_volume`, `remove_network`.
+    pub action: &'static str,
+    pub workspace: &'a str,
+    /// The old name of a renamed workspace (`adopt_workspace`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'a str>,
+    /// The container acted on: the one replaced, started or removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<&'a str>,
+    /// The volume's name in aether.toml (`create_volume`), or the backend's
+    /// volume (`remove_volume`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume: Option<&'a str>,
+    /// The network's id (`remove_network`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<&'a str>,
+    /// `missing`, `drifted`, `stopped`, `workspace_gone`, `service_removed`,
+    /// `duplicate`, `renamed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// The backend's name of what the action makes or acts on: the new
+    /// container of a create or recreate, the volume, the network.
+    pub object: &'a str,
+    /// Container port → the host port it will bind: the sticky one, or null
+    /// for a new pick (creates, recreates and starts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<BTreeMap<String, Option<u16>>>,
+    /// Volume in aether.toml → the backend's volume mounted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<&'a BTreeMap<String, String>>,
+    /// For a `drifted` recreate: the fields of the service that changed
+    /// (`image`, `env.GREETING`, `volumes.data`, `healthcheck` …); null when
+    /// the old container predates the record of its fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Option<&'a Vec<String>>>,
+}
+
+impl<'a> ActionReport<'a> {
+    pub fn new(step: &'a Step) -> Self {
+        let mut r = ActionReport {
+            action: "",
+            workspace: step.action.workspace(),
+            from: None,
+            service: None,
+            container: None,
+            volume: None,
+            network: None,
+            reason: None,
+            object: &step.object,
+            ports: None,
+            volumes: None,
+            changed: None,
+        };
+        match &step.action {
+            Action::AdoptWorkspace { from, .. } => {
+                r.action = "adopt_workspace";
+                r.from = Some(from.as_str());
+            }
+            Action::CreateNetwork { .. } => r.action = "create_network",
+            Action::CreateVolume {
+                service, volume, ..
+            } => {
+                r.action = "create_volume";
+                (r.service, r.volume) = (Some(service.as_str()), Some(volume.as_str()));
+            }
+            Action::CreateContainer {
+                service, reason, ..
+            } => {
+                r.action = "create_container";
+                (r.service, r.reason) = (Some(service.as_str()), Some(*reason));
+            }
+            Action::RecreateContainer {
+                service,
+                container,
+                reason,
+                ..
+            } => {
+                r.action = "recreate_container";
+                (r.service, r.container, r.reason) = (
+                    Some(service.as_str()),
+                    Some(container.as_str()),
+                    Some(*reason),
+                );
+                if *reason == Reason::Drifted {
+                    r.changed = Some(step.changed.as_ref());
+                }
+            }
+            Action::StartContainer {
+                service,
+                container,
+                reason,
+                ..
+            } => {
+                r.action = "start_container";
+                (r.service, r.container, r.reason) = (
+                    Some(service.as_str()),
+                    Some(container.as_str()),
+                    Some(*reason),
+                );
+            }
+            Action::RemoveContainer {
+                service,
+                container,
+                reason,
+                ..
+            } => {
+                r.action = "remove_container";
+                (r.service, r.container, r.reason) = (
+                    Some(service.as_str()),
+                    Some(container.as_str()),
+                    Some(*reason),
+                );
+            }
+            Action::RemoveVolume { volume, reason, .. } => {
+                r.action = "remove_volume";
+                (r.volume, r.reason) = (Some(volume.as_str()), Some(*reason));
+            }
+            Action::RemoveNetwork {
+                network, reason, ..
+            } => {
+                r.action = "remove_network";
+                (r.network, r.reason) = (Some(network.as_str()), Some(*reason));
+            }
+        }
+        if matches!(
+            step.action,
+            Action::CreateContainer { .. }
+                | Action::RecreateContainer { .. }
+                | Action::StartContainer { .. }
+        ) {
+            r.ports = Some(
+                step.ports
+                    .iter()
+                    .map(|(c, h)| (c.to_string(), *h))
+                    .collect(),
+            );
+            r.volumes = (!step.volumes.is_empty()).then_some(&step.volumes);
+        }
+        r
+    }
+}
+
+/// One line for humans: the action, and for a drift what changed.
+pub fn describe(step: &Step) -> String {
+    let line = step.action.describe();
+    match &step.changed {
+        Some(fields) if !fields.is_empty() => format!("{line}: {}", fields.join(", ")),
+        _ => line,
     }
 }

@@ -24,6 +24,7 @@ use crate::model::backend_spec::{self, BackendSpec};
 use crate::model::desired::MissingRoot;
 use crate::model::repo::{self, RepoContext};
 use crate::reconcile::plan::{Action, Reason};
+use crate::reconcile::report::{self, ActionReport};
 use crate::reconcile::{self, apply::Applier, PassOptions};
 use backoff::CrashLoops;
 use futures_util::StreamExt;
@@ -336,9 +337,9 @@ impl Watcher {
         let report = reconcile::reconcile_all(&applier, &options).await?;
         let took = now.elapsed();
 
-        for action in &report.actions {
-            let ws = action.workspace();
-            let fields = serde_json::to_value(action).unwrap_or_default();
+        for step in &report.actions {
+            let ws = step.action.workspace();
+            let fields = serde_json::to_value(ActionReport::new(step)).unwrap_or_default();
             let mut fields = fields.as_object().cloned().unwrap_or_default();
             fields.insert(
                 "duration_ms".into(),
@@ -346,7 +347,7 @@ impl Watcher {
             );
             self.log
                 .emit("action", serde_json::Value::Object(fields), || {
-                    action.describe()
+                    report::describe(step)
                 });
         }
         for ws in &report.env_written {
@@ -412,7 +413,11 @@ impl Watcher {
                 self.loops.settled(ws, now);
             }
         }
-        let restarted = report.actions.iter().filter(|a| restarts(a)).count();
+        let restarted = report
+            .actions
+            .iter()
+            .filter(|s| restarts(&s.action))
+            .count();
         self.log.emit(
             "pass_finished",
             json!({

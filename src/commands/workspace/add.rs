@@ -1,6 +1,6 @@
 //! `ajj workspace add`: `jj workspace add`, then the workspace's environment.
 
-use crate::backend::{Backend, ObservedObject, WorkspaceRef};
+use crate::backend::{Backend, Naming, ObservedObject, WorkspaceRef};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::commands::print_json;
 use crate::commands::CommandHelper;

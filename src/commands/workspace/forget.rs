@@ -103,7 +103,7 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
                         settled
                             .actions
                             .iter()
-                            .filter_map(f)
+                            .filter_map(|s| f(&s.action))
                             .cloned()
                             .collect::<Vec<_>>()
                     };
