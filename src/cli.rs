@@ -2,7 +2,7 @@
 
 use crate::base::error::Result;
 use crate::commands::{
-    env, hooks, init, reconcile, run, status, trust, tunnel, untrust, watch, workspace,
+    env, exec, hooks, init, reconcile, run, status, trust, tunnel, untrust, watch, workspace,
     CommandHelper,
 };
 use clap::{Parser, Subcommand};
@@ -39,6 +39,7 @@ pub enum Command {
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
     Run(run::Args),
+    Exec(exec::Args),
     Status(status::Args),
     Reconcile(reconcile::Args),
     Init(init::Args),
@@ -66,6 +67,7 @@ impl Cli {
             Command::Workspace(WorkspaceCommand::Add(args)) => workspace::add::run(h, args),
             Command::Workspace(WorkspaceCommand::Forget(args)) => workspace::forget::run(h, args),
             Command::Run(args) => run::run(h, args),
+            Command::Exec(args) => exec::run(h, args),
             Command::Status(args) => status::run(h, args),
             Command::Reconcile(args) => reconcile::run(h, args),
             Command::Init(args) => init::run(h, args),
@@ -122,6 +124,7 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
         positionals.as_slice(),
         [
             "run"
+                | "exec"
                 | "status"
                 | "reconcile"
                 | "init"
@@ -158,6 +161,7 @@ mod tests {
         assert!(routes("-R /r workspace forget a"));
         assert!(routes("workspace --json add ../x"));
         assert!(routes("run -- cargo test"));
+        assert!(routes("exec db -- psql"));
         assert!(routes("status --json"));
         assert!(routes("reconcile --dry-run"));
         assert!(routes("tunnel --json"));

@@ -576,3 +576,20 @@ fn a_non_default_docker_socket_is_recorded_and_found_again() {
         .docker_names("container", "label=dev.aether.workspace=feat")
         .is_empty());
 }
+
+/// `ajj exec` goes through the seam, so it reaches a container on the
+/// remote host with nothing but the SSH master.
+#[test]
+fn exec_reaches_a_container_on_the_remote_host() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let (repo, ws, _) = one_remote_workspace(&sshd, "", &[]);
+    let out = repo
+        .ajj_in(
+            &ws,
+            &["exec", "web", "--", "sh", "-c", "echo remote; exit 4"],
+        )
+        .failure_with(4);
+    assert_eq!(out.stdout, "remote\n");
+    repo.ajj(&["workspace", "forget", "feat"]).success();
+}

@@ -7,14 +7,15 @@
 use super::subnets;
 use super::{
     extra_labels, format_ports_label, labels, parse_ports_label, Backend, BackendEvent,
-    ContainerRequest, EventKind, LiveStatus, Observed, ObservedContainer, ObservedObject, RunState,
-    StartError, WorkspaceRef,
+    ContainerRequest, EventKind, LiveStatus, Observed, ObservedContainer, ObservedObject,
+    ServiceState, WorkspaceRef,
 };
+use super::{BackendError, ExecOutput, Fault, Result};
 use crate::backend::readiness;
 use crate::backend::ssh::forward::Forwarder;
 use crate::backend::ssh::{mux, Master};
 use crate::backend::{Forward, Forwarding, Naming};
-use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::error::{CommandError, ErrorCode, Result as CmdResult};
 use crate::model::repo::object_key;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -66,7 +67,7 @@ impl DockerBackend {
     /// Connects and agrees on an API version with one `/version` call:
     /// 1.41 wherever the engine still accepts it (the most tested), else the
     /// oldest the engine accepts (Docker 29 refuses anything below 1.44).
-    pub async fn connect(repo_id: &str) -> Result<Self> {
+    pub async fn connect(repo_id: &str) -> CmdResult<Self> {
         let host =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
         let mut backend = DockerBackend {
@@ -83,7 +84,7 @@ impl DockerBackend {
 
     /// Docker on another host: starts (or reuses) the repo's SSH master and
     /// talks to the engine through the socket it forwards.
-    pub async fn connect_remote(repo_id: &str, master: Master) -> Result<Self> {
+    pub async fn connect_remote(repo_id: &str, master: Master) -> CmdResult<Self> {
         let m = master.clone();
         tokio::task::spawn_blocking(move || m.ensure())
             .await
@@ -115,7 +116,7 @@ impl DockerBackend {
         Ok(backend)
     }
 
-    async fn negotiate(&mut self) -> Result<()> {
+    async fn negotiate(&mut self) -> CmdResult<()> {
         let host = match &self.remote {
             Some(m) => format!("unix://{}", m.docker_socket.display()),
             None => self.docker_host.clone(),
@@ -124,7 +125,7 @@ impl DockerBackend {
         match backend.docker.version().await {
             Ok(_) => Ok(()),
             Err(BollardError::DockerResponseServerError { message, .. })
-                if message.contains("too old") =>
+                if refusal(&message) == Some(Refusal::ApiTooOld) =>
             {
                 let minimum = minimum_api_version(&message).ok_or_else(|| {
                     CommandError::new(
@@ -163,19 +164,34 @@ impl DockerBackend {
         HashMap::from([("label".to_string(), label)])
     }
 
-    fn api_error(&self, context: &str, err: BollardError) -> CommandError {
+    /// An engine error, by kind: the HTTP status where the engine gives
+    /// one, the text only where it gives nothing else ([`refusal`]).
+    fn api_error(&self, context: &str, err: BollardError) -> BackendError {
         match err {
             BollardError::DockerResponseServerError {
                 status_code,
                 message,
-            } => CommandError::new(ErrorCode::DockerError, format!("{context}: {message}"))
-                .detail("status", status_code),
-            other => unreachable_error(&self.docker_host, &other),
+            } => {
+                let fault = match (status_code, refusal(&message)) {
+                    (_, Some(Refusal::PortTaken)) => Fault::PortTaken,
+                    (_, Some(Refusal::Ambiguous)) => Fault::Conflict,
+                    (404, _) => Fault::NotFound,
+                    (409, _) => Fault::Conflict,
+                    _ => Fault::Failed,
+                };
+                let error = CommandError::new(fault.code(), format!("{context}: {message}"))
+                    .detail("status", status_code);
+                BackendError::with(fault, error)
+            }
+            other => BackendError::with(
+                Fault::Unreachable,
+                unreachable_error(&self.docker_host, &other),
+            ),
         }
     }
 }
 
-fn client(host: &str, version: &ClientVersion) -> Result<Docker> {
+fn client(host: &str, version: &ClientVersion) -> CmdResult<Docker> {
     if let Some(path) = host.strip_prefix("unix://") {
         Docker::connect_with_unix(path, TIMEOUT_SECS, version)
     } else if host.starts_with("tcp://") || host.starts_with("http://") {
@@ -220,9 +236,39 @@ fn status_code(err: &BollardError) -> Option<u16> {
     }
 }
 
-fn is_port_taken(err: &BollardError) -> bool {
-    matches!(err, BollardError::DockerResponseServerError { message, .. }
-        if message.contains("port is already allocated") || message.contains("address already in use"))
+/// What an engine's refusal means, where the engine says it only in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The API version is below the engine's minimum.
+    ApiTooOld,
+    /// A host port is taken.
+    PortTaken,
+    /// A network name resolves to more than one network.
+    Ambiguous,
+    /// A requested subnet overlaps another network's.
+    SubnetOverlaps,
+    /// The default address pools have no subnet left.
+    PoolExhausted,
+}
+
+/// The one place engine messages are read. Each text was seen on Docker
+/// Engine 20.10 (API 1.41) and is still sent by 27; the status code alone
+/// (500, or 400 for the API version) does not tell these apart.
+fn refusal(message: &str) -> Option<Refusal> {
+    let says = |text: &str| message.contains(text);
+    if says("too old") {
+        Some(Refusal::ApiTooOld)
+    } else if says("port is already allocated") || says("address already in use") {
+        Some(Refusal::PortTaken)
+    } else if says("is ambiguous") {
+        Some(Refusal::Ambiguous)
+    } else if says("non-overlapping IPv4 address pool") {
+        Some(Refusal::PoolExhausted)
+    } else if says("overlaps") {
+        Some(Refusal::SubnetOverlaps)
+    } else {
+        None
+    }
 }
 
 /// The list API of engine 20.10 has no health field; the status text has it.
@@ -248,14 +294,14 @@ fn observed_container(c: bollard::models::ContainerSummary) -> ObservedContainer
     let labels = c.labels.unwrap_or_default();
     let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
     let state = match c.state {
-        Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
-        Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
-        Some(ContainerSummaryStateEnum::RESTARTING) => RunState::Restarting,
-        Some(ContainerSummaryStateEnum::PAUSED) => RunState::Paused,
-        Some(ContainerSummaryStateEnum::EXITED) => RunState::Exited,
-        Some(ContainerSummaryStateEnum::DEAD) => RunState::Dead,
-        Some(ContainerSummaryStateEnum::REMOVING) => RunState::Removing,
-        _ => RunState::Unknown,
+        Some(ContainerSummaryStateEnum::CREATED) => ServiceState::Created,
+        Some(ContainerSummaryStateEnum::RUNNING) => ServiceState::Running,
+        Some(ContainerSummaryStateEnum::RESTARTING) => ServiceState::Restarting,
+        Some(ContainerSummaryStateEnum::PAUSED) => ServiceState::Paused,
+        Some(ContainerSummaryStateEnum::EXITED) => ServiceState::Exited,
+        Some(ContainerSummaryStateEnum::DEAD) => ServiceState::Dead,
+        Some(ContainerSummaryStateEnum::REMOVING) => ServiceState::Removing,
+        _ => ServiceState::Unknown,
     };
     ObservedContainer {
         id: c.id.unwrap_or_default(),
@@ -338,24 +384,6 @@ impl DockerBackend {
             .map_err(|e| self.api_error("listing networks", e))
     }
 
-    /// Removes every network of the workspace but `keep`. Best effort: one
-    /// still in use stays, and the planner deals with it on the next pass.
-    async fn remove_network_twins(&self, ws: WorkspaceRef<'_>, keep: &str) {
-        let Ok(networks) = self.workspace_networks(ws).await else {
-            return;
-        };
-        for id in networks
-            .into_iter()
-            .filter_map(|n| n.id)
-            .filter(|id| id != keep)
-        {
-            self.count();
-            let _ = self.docker.remove_network(&id).await;
-        }
-    }
-
-    /// Every subnet the engine's networks use, ours or not: one list call,
-    /// made only when Aether allocates from a pool.
     async fn used_subnets(&self) -> Result<Vec<subnets::Cidr>> {
         self.count();
         let all = self
@@ -384,7 +412,8 @@ impl DockerBackend {
             ErrorCode::DockerError,
             format!("{container} is still being removed after 10s"),
         )
-        .hint("check `docker ps -a`; run `ajj reconcile` again once the engine has finished"))
+        .hint("check `docker ps -a`; run `ajj reconcile` again once the engine has finished")
+        .into())
     }
 }
 
@@ -501,6 +530,15 @@ impl Backend for DockerBackend {
         &self.host
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.count();
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.api_error("pinging the engine", e))
+    }
+
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed> {
         let filters = self.filters(workspace);
         let containers = self.docker.list_containers(Some(
@@ -586,7 +624,12 @@ impl Backend for DockerBackend {
                 Err(e) => {
                     failure = Some(match e {
                         BollardError::DockerResponseServerError { message, .. } => message,
-                        other => return Err(unreachable_error(&self.docker_host, &other)),
+                        other => {
+                            return Err(BackendError::with(
+                                Fault::Unreachable,
+                                unreachable_error(&self.docker_host, &other),
+                            ))
+                        }
                     });
                     break;
                 }
@@ -594,13 +637,13 @@ impl Backend for DockerBackend {
         }
         match failure {
             None => Ok(()),
-            Some(reason) => Err(CommandError::new(
+            Some(reason) => Err(BackendError::with(Fault::ImageMissing, CommandError::new(
                 ErrorCode::ImageNotFound,
                 format!("image `{image}` is not present locally and could not be pulled"),
             )
             .hint("build, load or import the image (`docker build`, `docker load`, `docker import`), or fix `image` in aether.toml")
             .detail("image", image)
-            .detail("pull_error", reason)),
+            .detail("pull_error", reason))),
         }
     }
 
@@ -653,14 +696,14 @@ impl Backend for DockerBackend {
             match self.docker.create_network(req).await {
                 Ok(r) => return Ok(r.id),
                 Err(BollardError::DockerResponseServerError { message, .. })
-                    if subnet.is_some() && message.contains("overlaps") =>
+                    if subnet.is_some() && refusal(&message) == Some(Refusal::SubnetOverlaps) =>
                 {
                     continue
                 }
                 Err(BollardError::DockerResponseServerError { message, .. })
-                    if message.contains("non-overlapping IPv4 address pool") =>
+                    if refusal(&message) == Some(Refusal::PoolExhausted) =>
                 {
-                    return Err(CommandError::new(
+                    return Err(BackendError::from(CommandError::new(
                         ErrorCode::NetworkPoolExhausted,
                         format!("Docker has no address range left for network {name}: {message}"),
                     )
@@ -670,22 +713,24 @@ impl Backend for DockerBackend {
                          ({}=10.203.0.0/16, one /24 per workspace), or give Docker more, smaller pools in \
                          /etc/docker/daemon.json: {{\"default-address-pools\": [{{\"base\": \"172.80.0.0/12\", \"size\": 24}}]}}",
                         subnets::ENV
-                    )))
+                    ))))
                 }
                 Err(e) => return Err(self.api_error(&format!("creating network {name}"), e)),
             }
         }
-        Err(CommandError::new(
-            ErrorCode::NetworkPoolExhausted,
-            format!(
-                "{} has no free /24 left for network {name}",
-                std::env::var(subnets::ENV).unwrap_or_default()
-            ),
-        )
-        .hint(format!(
-            "forget unused workspaces, or set {} to a larger range",
-            subnets::ENV
-        )))
+        Err(BackendError::from(
+            CommandError::new(
+                ErrorCode::NetworkPoolExhausted,
+                format!(
+                    "{} has no free /24 left for network {name}",
+                    std::env::var(subnets::ENV).unwrap_or_default()
+                ),
+            )
+            .hint(format!(
+                "forget unused workspaces, or set {} to a larger range",
+                subnets::ENV
+            )),
+        ))
     }
 
     async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()> {
@@ -706,7 +751,7 @@ impl Backend for DockerBackend {
             .map_err(|e| self.api_error(&format!("creating volume {name}"), e))
     }
 
-    async fn create_and_start(&self, req: &ContainerRequest) -> Result<(), StartError> {
+    async fn create_and_start(&self, req: &ContainerRequest) -> Result<()> {
         let name = self.container_name(req.owner(), &req.service);
         let network = req.network_id.clone();
         let spec = &req.spec;
@@ -814,51 +859,43 @@ impl Backend for DockerBackend {
                 .await;
         }
         if let Err(e) = created {
-            return Err(StartError::Other(match status_code(&e) {
-                Some(404) => CommandError::new(ErrorCode::ImageNotFound, format!("image `{}` not found", spec.image))
-                    .detail("image", &spec.image),
-                Some(409) => CommandError::new(
-                    ErrorCode::DockerError,
-                    format!("a container named {name} exists but does not carry this repo's Aether labels"),
-                )
-                .hint(format!("Aether never touches it; remove or rename it yourself (`docker rm {name}`)"))
-                .detail("container", &name),
+            return Err(match status_code(&e) {
+                Some(404) => BackendError::with(
+                    Fault::ImageMissing,
+                    CommandError::new(ErrorCode::ImageNotFound, format!("image `{}` not found", spec.image))
+                        .detail("image", &spec.image),
+                ),
+                Some(409) => BackendError::with(
+                    Fault::Conflict,
+                    CommandError::new(
+                        ErrorCode::DockerError,
+                        format!("a container named {name} exists but does not carry this repo's Aether labels"),
+                    )
+                    .hint(format!("Aether never touches it; remove or rename it yourself (`docker rm {name}`)"))
+                    .detail("container", &name),
+                ),
                 _ => self.api_error(&format!("creating container {name}"), e),
-            }));
+            });
         }
         let t = std::time::Instant::now();
-        let mut started = self.start(&name).await;
-        if matches!(&started, Err(StartError::Other(e)) if e.message.contains("is ambiguous")) {
-            // A twin network appeared after we looked (a create finished by
-            // the engine for a process that was killed): the engine resolves
-            // networks by name at start, so remove the twin and start again.
-            self.remove_network_twins(req.owner(), &req.network_id)
-                .await;
-            started = self.start(&name).await;
-        }
+        let started = self.start(&name).await;
         tracing::debug!(container = %name, ms = t.elapsed().as_millis() as u64, "start");
-        match started {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                // Leave nothing behind: the caller retries with other ports
-                // or reports the error, and a created-but-dead container
-                // would only confuse the next pass.
-                let _ = self.remove_container(&name, None).await;
-                Err(err)
-            }
+        if let Err(err) = started {
+            // Leave nothing behind: the caller retries with other ports, or
+            // after removing twin networks, or reports the error; a
+            // created-but-dead container would only confuse the next pass.
+            let _ = self.remove_container(&name, None).await;
+            return Err(err);
         }
+        Ok(())
     }
 
-    async fn start(&self, container: &str) -> Result<(), StartError> {
+    async fn start(&self, container: &str) -> Result<()> {
         self.count();
         match self.docker.start_container(container, None).await {
             Ok(()) => Ok(()),
             Err(e) if status_code(&e) == Some(304) => Ok(()),
-            Err(e) if is_port_taken(&e) => Err(StartError::PortTaken(e.to_string())),
-            Err(e) if status_code(&e) == Some(404) => Err(StartError::Gone),
-            Err(e) => Err(StartError::Other(
-                self.api_error(&format!("starting {container}"), e),
-            )),
+            Err(e) => Err(self.api_error(&format!("starting {container}"), e)),
         }
     }
 
@@ -953,14 +990,14 @@ impl Backend for DockerBackend {
             .and_then(|ip| ip.parse().ok());
         let state = info.state.unwrap_or_default();
         let run = match state.status {
-            Some(ContainerStateStatusEnum::CREATED) => RunState::Created,
-            Some(ContainerStateStatusEnum::RUNNING) => RunState::Running,
-            Some(ContainerStateStatusEnum::RESTARTING) => RunState::Restarting,
-            Some(ContainerStateStatusEnum::PAUSED) => RunState::Paused,
-            Some(ContainerStateStatusEnum::EXITED) => RunState::Exited,
-            Some(ContainerStateStatusEnum::DEAD) => RunState::Dead,
-            Some(ContainerStateStatusEnum::REMOVING) => RunState::Removing,
-            _ => RunState::Unknown,
+            Some(ContainerStateStatusEnum::CREATED) => ServiceState::Created,
+            Some(ContainerStateStatusEnum::RUNNING) => ServiceState::Running,
+            Some(ContainerStateStatusEnum::RESTARTING) => ServiceState::Restarting,
+            Some(ContainerStateStatusEnum::PAUSED) => ServiceState::Paused,
+            Some(ContainerStateStatusEnum::EXITED) => ServiceState::Exited,
+            Some(ContainerStateStatusEnum::DEAD) => ServiceState::Dead,
+            Some(ContainerStateStatusEnum::REMOVING) => ServiceState::Removing,
+            _ => ServiceState::Unknown,
         };
         let health = state.health.and_then(|h| h.status).and_then(|s| match s {
             HealthStatusEnum::HEALTHY => Some("healthy".to_string()),
@@ -996,7 +1033,12 @@ impl Backend for DockerBackend {
             .filter_map(|item| async move {
                 let message = match item {
                     Ok(m) => m,
-                    Err(e) => return Some(Err(unreachable_error("the event stream", &e))),
+                    Err(e) => {
+                        return Some(Err(BackendError::with(
+                            Fault::Unreachable,
+                            unreachable_error("the event stream", &e),
+                        )))
+                    }
                 };
                 let actor = message.actor.unwrap_or_default();
                 let attrs = actor.attributes.unwrap_or_default();
@@ -1016,6 +1058,51 @@ impl Backend for DockerBackend {
                 }))
             })
             .boxed_local()
+    }
+
+    async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput> {
+        use bollard::container::LogOutput;
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        if argv.is_empty() {
+            return Err(BackendError::new(Fault::Failed, "exec needs a command"));
+        }
+        self.count();
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(argv.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.api_error(&format!("exec in {container}"), e))?;
+        self.count();
+        let started = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| self.api_error(&format!("exec in {container}"), e))?;
+        let mut out = ExecOutput::default();
+        if let StartExecResults::Attached { mut output, .. } = started {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(|e| self.api_error(&format!("exec in {container}"), e))? {
+                    LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
+                    other => out.stdout.extend_from_slice(&other.into_bytes()),
+                }
+            }
+        }
+        self.count();
+        out.exit_code = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| self.api_error(&format!("exec in {container}"), e))?
+            .exit_code;
+        Ok(out)
     }
 
     async fn logs_tail(&self, container: &str, lines: usize) -> String {

@@ -5,13 +5,16 @@
 
 pub mod connect;
 pub mod docker;
+pub mod error;
+#[cfg(test)]
+pub mod memory;
 pub mod ports;
 pub mod readiness;
 pub mod ssh;
 pub mod subnets;
 
-use crate::base::error::Result;
 use crate::model::config::ServiceSpec;
+pub use error::{BackendError, Fault, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,14 +45,26 @@ pub mod labels {
     pub const EXTRA_ENV: &str = "AETHER_EXTRA_LABELS";
 }
 
+/// A service's state in words every backend can say. Docker's container
+/// states map one to one; a Kubernetes backend would map a pod's container
+/// state: waiting (ContainerCreating) → `Created`, running → `Running`,
+/// waiting (CrashLoopBackOff) → `Restarting`, terminated → `Exited` (the
+/// exit code is in [`LiveStatus`]), a pod being deleted → `Removing`.
+/// `Paused` and `Dead` have no Kubernetes counterpart. An absent service is
+/// no observed object at all (reported as `missing`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RunState {
+pub enum ServiceState {
+    /// Made, never started (or not yet).
     Created,
     Running,
+    /// The engine is restarting it after an exit (its own backoff).
     Restarting,
+    /// Paused by the user.
     Paused,
+    /// Stopped, with an exit code.
     Exited,
+    /// Failed beyond restarting (a removal that went wrong).
     Dead,
     Removing,
     Unknown,
@@ -65,7 +80,7 @@ pub struct ObservedContainer {
     /// Field → digest, from the config-fields label; empty on containers
     /// made before Aether recorded it.
     pub config_fields: BTreeMap<String, String>,
-    pub state: RunState,
+    pub state: ServiceState,
     /// `healthy`, `unhealthy`, `starting`, or `None` without a healthcheck.
     pub health: Option<String>,
     /// container port → the port clients use (`.env`), from the ports label.
@@ -128,25 +143,9 @@ impl ContainerRequest {
     }
 }
 
-/// Why a start failed, as far as the reconciler needs to know.
-#[derive(Debug)]
-pub enum StartError {
-    /// The host port was taken between picking and binding: pick again.
-    PortTaken(String),
-    /// The container vanished after it was observed: create it instead.
-    Gone,
-    Other(crate::base::error::CommandError),
-}
-
-impl From<crate::base::error::CommandError> for StartError {
-    fn from(e: crate::base::error::CommandError) -> Self {
-        StartError::Other(e)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct LiveStatus {
-    pub state: RunState,
+    pub state: ServiceState,
     pub health: Option<String>,
     pub exit_code: Option<i64>,
     /// The container's own address, when this machine can route to it
@@ -154,6 +153,14 @@ pub struct LiveStatus {
     pub direct_ip: Option<std::net::IpAddr>,
     /// container port → port published on the engine's host.
     pub published: BTreeMap<u16, u16>,
+}
+
+/// What a command run in a container printed, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: Option<i64>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
 }
 
 /// Something that happened to one of the repo's containers, pushed by the
@@ -228,15 +235,25 @@ pub trait Backend: Naming {
     /// Whether something serves `container_port` of a running container,
     /// whose clients use `client_port`. Readiness polls this.
     async fn serving(&self, live: &LiveStatus, container_port: u16, client_port: u16) -> bool;
+    /// Whether the engine answers. `Unreachable` tells the watcher to wait
+    /// and reconnect; any other answer means it is there.
+    async fn ping(&self) -> Result<()>;
     /// All objects of the repo, or of one workspace: one list per object kind.
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed>;
     async fn ensure_image(&self, image: &str) -> Result<()>;
     /// The workspace's network, created if missing; returns its id.
     async fn ensure_network(&self, ws: WorkspaceRef<'_>) -> Result<String>;
     async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()>;
-    /// Creates and starts the container; on `PortTaken` nothing is left behind.
-    async fn create_and_start(&self, req: &ContainerRequest) -> Result<(), StartError>;
-    async fn start(&self, container: &str) -> Result<(), StartError>;
+    /// Creates and starts the container; when it fails, nothing is left
+    /// behind. `PortTaken`: pick another port. `Conflict`: the workspace's
+    /// network resolves to twins (see `plan::network_twins`). A container of
+    /// this repo's workspace and service already holding the name (a create
+    /// finished for a process killed since) is replaced; anyone else's is a
+    /// `Conflict` and never touched.
+    async fn create_and_start(&self, req: &ContainerRequest) -> Result<()>;
+    /// `NotFound`: it vanished since it was observed. `PortTaken`: someone
+    /// took its port while it was stopped.
+    async fn start(&self, container: &str) -> Result<()>;
     /// Stops gracefully within `grace` (kills at once when `None`) and removes.
     async fn remove_container(&self, container: &str, grace: Option<Duration>) -> Result<()>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
@@ -261,7 +278,23 @@ pub trait Backend: Naming {
         0
     }
     async fn live_status(&self, container: &str) -> Result<LiveStatus>;
+    /// Waits until the service really serves (its healthcheck, else every
+    /// port held open by a listener), or fails with SERVICE_EXITED or
+    /// READINESS_TIMEOUT. What "serves" means is the backend's to say, so
+    /// readiness is behind the seam; the default polls `live_status` and
+    /// `serving`.
+    async fn wait_ready(&self, target: &readiness::Target<'_>) -> crate::base::error::Result<()>
+    where
+        Self: Sized,
+    {
+        readiness::wait_ready(self, target).await
+    }
+    /// The last `lines` lines a container wrote (stdout and stderr), or
+    /// empty when they cannot be read: for messages, never for decisions.
     async fn logs_tail(&self, container: &str, lines: usize) -> String;
+    /// Runs `argv` in a running container without a shell and collects its
+    /// output and exit code (`NotFound` when the container is gone).
+    async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput>;
     /// The repo's container events, as they happen. Ends (or yields an
     /// error) when the connection to the backend is lost.
     fn events(&self) -> futures_util::stream::LocalBoxStream<'_, Result<BackendEvent>>;

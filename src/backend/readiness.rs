@@ -3,7 +3,7 @@
 //! then closes it; so a bare connect proves nothing. A port counts as ready
 //! when a connection stays open (or the server speaks first) for a moment.
 
-use crate::backend::{Backend, LiveStatus, RunState};
+use crate::backend::{Backend, LiveStatus, ServiceState};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
@@ -64,7 +64,7 @@ pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
         // container can even hold connections open, so it must never count.
         if matches!(
             live.state,
-            RunState::Exited | RunState::Dead | RunState::Restarting
+            ServiceState::Exited | ServiceState::Dead | ServiceState::Restarting
         ) {
             return Err(exited(backend, t, live.exit_code).await);
         }
@@ -74,10 +74,10 @@ pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
                 Some("unhealthy") => return Err(not_ready(t, "its healthcheck reports unhealthy")),
                 _ => {}
             }
-        } else if live.state == RunState::Running && live_ports(backend, t, &live).await {
+        } else if live.state == ServiceState::Running && live_ports(backend, t, &live).await {
             // Confirm nothing died while the probe held its connection.
             let after = backend.live_status(t.container).await?;
-            if after.state == RunState::Running {
+            if after.state == ServiceState::Running {
                 return Ok(());
             }
             return Err(exited(backend, t, after.exit_code).await);

@@ -32,6 +32,10 @@ pub enum ErrorCode {
     ReadinessTimeout,
     /// A container exited while Aether waited for it to become ready.
     ServiceExited,
+    /// The workspace's aether.toml declares no service of that name.
+    ServiceNotFound,
+    /// The service is declared but has no running container.
+    ServiceNotRunning,
     /// `.env` (or Aether's state) could not be read or written.
     EnvFile,
     /// The revision carries a `.env` with lines of its own that jj would
@@ -76,6 +80,8 @@ impl ErrorCode {
             ErrorCode::PortConflict => "PORT_CONFLICT",
             ErrorCode::ReadinessTimeout => "READINESS_TIMEOUT",
             ErrorCode::ServiceExited => "SERVICE_EXITED",
+            ErrorCode::ServiceNotFound => "SERVICE_NOT_FOUND",
+            ErrorCode::ServiceNotRunning => "SERVICE_NOT_RUNNING",
             ErrorCode::EnvFile => "ENV_FILE",
             ErrorCode::EnvNotIgnored => "ENV_NOT_IGNORED",
             ErrorCode::CommandNotFound => "COMMAND_NOT_FOUND",

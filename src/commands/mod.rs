@@ -1,6 +1,7 @@
 //! One module per command, as in jj's `cli/src/commands/`.
 
 pub mod env;
+pub mod exec;
 pub mod helper;
 pub mod hooks;
 pub mod init;

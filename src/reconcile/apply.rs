@@ -2,11 +2,11 @@
 //! object already being in its target state, so a pass interrupted anywhere
 //! (even by `kill -9`) is finished by the next one.
 
-use super::plan::{Action, Reason};
+use super::plan::{self, Action, Reason};
 use super::steps::Step;
 use crate::backend::ports;
-use crate::backend::readiness::{self, Target};
-use crate::backend::{Backend, ContainerRequest, Observed, StartError, WorkspaceRef};
+use crate::backend::readiness::Target;
+use crate::backend::{self, Backend, ContainerRequest, Fault, Observed, WorkspaceRef};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::model::config::Service;
 use crate::model::context::PortMap;
@@ -247,7 +247,7 @@ impl<'a, B: Backend> Applier<'a, B> {
                 _ => Ok(None),
             }
         };
-        let mut prep: Vec<LocalBoxFuture<'_, Result<()>>> = Vec::new();
+        let mut prep: Vec<LocalBoxFuture<'_, backend::Result<()>>> = Vec::new();
         for a in actions {
             if let (
                 Action::CreateVolume {
@@ -324,31 +324,32 @@ impl<'a, B: Backend> Applier<'a, B> {
 
     /// Volumes and networks once nothing uses them.
     async fn collect_garbage(&self, actions: &[&Action]) -> Result<()> {
-        let cleanup = actions
-            .iter()
-            .filter_map(|a| -> Option<LocalBoxFuture<'_, Result<()>>> {
-                match a {
-                    Action::RemoveVolume { volume, .. } => Some(
-                        async move {
-                            self.say(format!("Removing volume {volume}"));
-                            self.backend.remove_volume(volume).await
-                        }
-                        .boxed_local(),
-                    ),
-                    Action::RemoveNetwork {
-                        reason: Reason::Duplicate,
-                        ..
-                    } => None,
-                    Action::RemoveNetwork { network, .. } => Some(
-                        async move {
-                            self.say(format!("Removing network {network}"));
-                            self.backend.remove_network(network).await
-                        }
-                        .boxed_local(),
-                    ),
-                    _ => None,
-                }
-            });
+        let cleanup =
+            actions
+                .iter()
+                .filter_map(|a| -> Option<LocalBoxFuture<'_, backend::Result<()>>> {
+                    match a {
+                        Action::RemoveVolume { volume, .. } => Some(
+                            async move {
+                                self.say(format!("Removing volume {volume}"));
+                                self.backend.remove_volume(volume).await
+                            }
+                            .boxed_local(),
+                        ),
+                        Action::RemoveNetwork {
+                            reason: Reason::Duplicate,
+                            ..
+                        } => None,
+                        Action::RemoveNetwork { network, .. } => Some(
+                            async move {
+                                self.say(format!("Removing network {network}"));
+                                self.backend.remove_network(network).await
+                            }
+                            .boxed_local(),
+                        ),
+                        _ => None,
+                    }
+                });
         collect(join_all(cleanup).await)?;
         Ok(())
     }
@@ -453,7 +454,7 @@ impl<'a, B: Backend> Applier<'a, B> {
             timeout: run.svc.ready_timeout,
         };
         let started = std::time::Instant::now();
-        readiness::wait_ready(self.backend, &target).await?;
+        self.backend.wait_ready(&target).await?;
         tracing::debug!(
             workspace,
             service = name,
@@ -477,12 +478,12 @@ impl<'a, B: Backend> Applier<'a, B> {
         self.say(format!("Starting {}/{}", run.owner.name, run.svc.name));
         match self.backend.start(old).await {
             Ok(()) => Ok(old.to_string()),
-            Err(StartError::Gone) => self.create_with_retry(run, ports, false).await,
-            Err(StartError::PortTaken(_)) => {
+            Err(e) if e.is(Fault::NotFound) => self.create_with_retry(run, ports, false).await,
+            Err(e) if e.is(Fault::PortTaken) => {
                 self.backend.remove_container(old, None).await?;
                 self.create_with_retry(run, ports, true).await
             }
-            Err(StartError::Other(e)) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -495,6 +496,7 @@ impl<'a, B: Backend> Applier<'a, B> {
         let (owner, svc) = (run.owner, run.svc);
         let workspace = owner.name;
         let mut last = String::new();
+        let mut twins_removed = false;
         for _ in 0..PORT_ATTEMPTS {
             if repick {
                 // Keep the ports still free, so a partly-stolen set stays as sticky as it can.
@@ -523,12 +525,22 @@ impl<'a, B: Backend> Applier<'a, B> {
             };
             match self.backend.create_and_start(&req).await {
                 Ok(()) => return Ok(self.backend.container_name(owner, &svc.name)),
-                Err(StartError::PortTaken(msg)) => {
-                    last = msg;
+                Err(e) if e.is(Fault::PortTaken) => {
+                    last = e.error.message;
                     repick = true;
                 }
-                Err(StartError::Other(e)) => return Err(e),
-                Err(StartError::Gone) => return Err(CommandError::new(
+                Err(e) if e.is(Fault::Conflict) && !twins_removed => {
+                    // A twin network may have appeared after the pass
+                    // looked (a create the engine finished for a process
+                    // killed since); the engine then cannot tell which
+                    // network the container joins. The planner names the
+                    // twins; remove them and try once more.
+                    twins_removed = true;
+                    if !self.remove_twins(owner, run.network_id).await? {
+                        return Err(e.into());
+                    }
+                }
+                Err(e) if e.is(Fault::NotFound) => return Err(CommandError::new(
                     ErrorCode::DockerError,
                     format!(
                         "{workspace}/{}: the container vanished as it was created",
@@ -538,6 +550,7 @@ impl<'a, B: Backend> Applier<'a, B> {
                 .hint(
                     "another process is removing Aether's containers; run `ajj reconcile` again",
                 )),
+                Err(e) => return Err(e.into()),
             }
         }
         Err(CommandError::new(
@@ -549,6 +562,19 @@ impl<'a, B: Backend> Applier<'a, B> {
         )
         .hint("another program is grabbing ports quickly; retry, or free ports on 127.0.0.1")
         .detail("last_error", last))
+    }
+}
+
+impl<B: Backend> Applier<'_, B> {
+    /// Removes the networks of `owner` other than `keep`, as the planner
+    /// names them. False when there were none (the conflict is elsewhere).
+    async fn remove_twins(&self, owner: WorkspaceRef<'_>, keep: &str) -> Result<bool> {
+        let observed = self.backend.observe(Some(owner.name)).await?;
+        let twins = plan::network_twins(&observed, owner.name, owner.root, keep);
+        for id in &twins {
+            self.backend.remove_network(id).await?;
+        }
+        Ok(!twins.is_empty())
     }
 }
 
@@ -572,13 +598,13 @@ struct Run<'a> {
 
 /// Runs every step to the end, then reports the first failure: a half-done
 /// batch is worse than a finished one with one error.
-fn collect<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
+fn collect<T, E: Into<CommandError>>(results: Vec<std::result::Result<T, E>>) -> Result<Vec<T>> {
     let mut ok = Vec::with_capacity(results.len());
     let mut first_err = None;
     for r in results {
         match r {
             Ok(v) => ok.push(v),
-            Err(e) if first_err.is_none() => first_err = Some(e),
+            Err(e) if first_err.is_none() => first_err = Some(e.into()),
             Err(_) => {}
         }
     }

@@ -2,6 +2,8 @@
 //! (labelled backend objects) → a plan → apply. See ARCHITECTURE.md.
 
 pub mod apply;
+#[cfg(test)]
+mod apply_tests;
 pub mod plan;
 pub mod report;
 pub mod steps;

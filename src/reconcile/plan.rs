@@ -2,7 +2,7 @@
 //! rule is unit-tested without Docker. Level-triggered: the plan depends on
 //! the whole state, never on what woke the reconciler.
 
-use crate::backend::{Observed, ObservedContainer, ObservedObject, RunState};
+use crate::backend::{Observed, ObservedContainer, ObservedObject, ServiceState};
 use crate::model::desired::Desired;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -187,7 +187,7 @@ fn rank(c: &ObservedContainer, home: &str, hash: &str) -> (bool, bool, bool, Str
     (
         c.workspace != home,
         c.config_hash != hash,
-        c.state != RunState::Running,
+        c.state != ServiceState::Running,
         c.name.clone(),
     )
 }
@@ -369,7 +369,7 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
                 Some(c)
                     if &c.workspace != ws_name
                         || c.config_hash != hash
-                        || matches!(c.state, RunState::Dead) =>
+                        || matches!(c.state, ServiceState::Dead) =>
                 {
                     actions.push(Action::RecreateContainer {
                         workspace: ws_name.clone(),
@@ -384,7 +384,7 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
                         },
                     })
                 }
-                Some(c) if matches!(c.state, RunState::Created | RunState::Exited) => {
+                Some(c) if matches!(c.state, ServiceState::Created | ServiceState::Exited) => {
                     actions.push(Action::StartContainer {
                         workspace: ws_name.clone(),
                         service: svc_name.clone(),
@@ -465,6 +465,19 @@ fn gone_homes(desired: &Desired, observed: &Observed) -> BTreeMap<PathBuf, Strin
     homes
 }
 
+/// The networks of the workspace `name` at `root` other than `keep`: the
+/// twins an engine before 25 lets a killed create leave behind, found after
+/// the pass observed.
+pub fn network_twins(observed: &Observed, name: &str, root: &Path, keep: &str) -> Vec<String> {
+    observed
+        .networks
+        .iter()
+        .filter(|n| n.workspace == name && n.root.as_deref().is_none_or(|r| r == root))
+        .filter(|n| n.id != keep)
+        .map(|n| n.id.clone())
+        .collect()
+}
+
 fn observed_any_scope(scope: &Scope, ws: &str) -> bool {
     match scope {
         Scope::All => true,
@@ -512,7 +525,7 @@ ports = [6379]
         d
     }
 
-    fn container(ws: &str, svc: &str, d: &Desired, state: RunState) -> ObservedContainer {
+    fn container(ws: &str, svc: &str, d: &Desired, state: ServiceState) -> ObservedContainer {
         let hash = d
             .workspaces
             .get(ws)
@@ -546,7 +559,8 @@ ports = [6379]
                 ..Default::default()
             });
             for (svc, s) in &w.config.services {
-                o.containers.push(container(ws, svc, d, RunState::Running));
+                o.containers
+                    .push(container(ws, svc, d, ServiceState::Running));
                 for vol in s.spec.volumes.keys() {
                     o.volumes.push(ObservedObject {
                         name: format!("v-{ws}-{svc}-{vol}"),
@@ -617,8 +631,8 @@ ports = [6379]
     fn stopped_is_started_and_dead_recreated() {
         let d = desired(&["a"], CFG);
         let mut o = converged(&d);
-        o.containers[0].state = RunState::Exited;
-        o.containers[1].state = RunState::Dead;
+        o.containers[0].state = ServiceState::Exited;
+        o.containers[1].state = ServiceState::Dead;
         let p = plan(&d, &o, &Scope::All);
         assert!(p.iter().any(|a| matches!(a, Action::StartContainer { .. })));
         assert!(p.iter().any(|a| matches!(
@@ -675,7 +689,7 @@ ports = [6379]
     fn removed_service_keeps_volume_and_duplicates_go() {
         let d = desired(&["a"], CFG);
         let mut o = converged(&d);
-        let mut dup = container("a", "cache", &d, RunState::Exited);
+        let mut dup = container("a", "cache", &d, ServiceState::Exited);
         dup.name = "c-a-cache-2".into();
         o.containers.push(dup);
         let only_cache = desired(
@@ -706,7 +720,7 @@ ports = [6379]
     fn of_two_containers_the_better_one_is_kept() {
         let d = desired(&["a"], CFG);
         let good = || {
-            let mut c = container("a", "cache", &d, RunState::Running);
+            let mut c = container("a", "cache", &d, ServiceState::Running);
             c.name = "z-good".into();
             c
         };
@@ -717,7 +731,7 @@ ports = [6379]
         };
         let stopped = {
             let mut c = good();
-            c.state = RunState::Exited;
+            c.state = ServiceState::Exited;
             c
         };
         let drifted = {

@@ -2,7 +2,7 @@
 
 use super::plan::{Action, Reason};
 use super::steps::Step;
-use crate::backend::{Observed, RunState};
+use crate::backend::{Observed, ServiceState};
 use crate::model::config::Config;
 use crate::model::context::{self, PortMap};
 use serde::Serialize;
@@ -48,7 +48,7 @@ pub struct Resource {
     pub connection_string: Option<String>,
 }
 
-pub fn state_name(s: RunState) -> String {
+pub fn state_name(s: ServiceState) -> String {
     serde_json::to_value(s)
         .ok()
         .and_then(|v| v.as_str().map(String::from))

@@ -193,7 +193,7 @@ fn volume_names(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{ObservedObject, RunState};
+    use crate::backend::{ObservedObject, ServiceState};
     use crate::model::config;
     use crate::model::desired::DesiredWorkspace;
     use crate::reconcile::plan::{plan, Scope};
@@ -248,7 +248,7 @@ volumes = { data = "/data" }
             service: "web".into(),
             config_hash: spec.config_hash(),
             config_fields: spec.field_digests(),
-            state: RunState::Running,
+            state: ServiceState::Running,
             health: None,
             ports: BTreeMap::from([(80, 40080), (443, 40443)]),
             published: BTreeMap::from([(80, 40080), (443, 40443)]),

@@ -18,7 +18,7 @@ pub mod backoff;
 pub mod log;
 pub mod triggers;
 
-use crate::backend::{connect, Backend, BackendEvent, EventKind};
+use crate::backend::{connect, Backend, BackendEvent, EventKind, Fault};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::model::backend_spec::{self, BackendSpec};
 use crate::model::desired::MissingRoot;
@@ -66,6 +66,23 @@ struct Trigger {
 pub fn run(ctx: RepoContext, options: WatchOptions) -> Result<i32> {
     let _lock = repo::lock_watcher(&ctx)?;
     crate::base::runtime::block_on(async { Watcher::new(ctx, options)?.run().await })
+}
+
+/// The deaths that count toward a crash loop: a death followed by a
+/// removal was a removal (often our own), not a crash.
+fn strikes<'a>(
+    deaths: &'a [BackendEvent],
+    removed: &'a BTreeSet<String>,
+) -> impl Iterator<Item = &'a BackendEvent> {
+    deaths.iter().filter(|d| !removed.contains(&d.container))
+}
+
+/// The backend's own answer to whether it is gone: `Some` when it is.
+async fn lost<B: Backend>(backend: &B) -> Option<CommandError> {
+    match backend.ping().await {
+        Err(e) if e.is(Fault::Unreachable) => Some(e.into()),
+        _ => None,
+    }
 }
 
 struct Watcher {
@@ -226,10 +243,10 @@ impl Watcher {
                         continue;
                     }
                     Ok(_) => {}
-                    Err(e) if e.code == ErrorCode::DockerUnreachable => {
-                        return Outcome::BackendLost(e)
-                    }
-                    Err(e) => self.log.error(None, &e),
+                    Err(e) => match lost(backend).await {
+                        Some(_) => return Outcome::BackendLost(e),
+                        None => self.log.error(None, &e),
+                    },
                 }
             }
             if self.stop.is_some() {
@@ -264,7 +281,7 @@ impl Watcher {
                             }
                             trigger.get_or_insert(Trigger { cause: "backend_event", first_seen: Instant::now() });
                         }
-                        Some(Err(e)) => return Outcome::BackendLost(e),
+                        Some(Err(e)) => return Outcome::BackendLost(e.into()),
                         None => return Outcome::BackendLost(CommandError::new(
                             ErrorCode::DockerUnreachable,
                             "the backend closed its event stream",
@@ -279,9 +296,7 @@ impl Watcher {
                     deadline = Some(tokio::time::Instant::now() + MAX_DELAY);
                 }
             }
-            // A death followed by removal was a removal (often our own):
-            // not a strike.
-            for death in deaths.iter().filter(|d| !removed.contains(&d.container)) {
+            for death in strikes(&deaths, &removed) {
                 self.strike(backend, death).await;
             }
             next = trigger;
@@ -362,10 +377,14 @@ impl Watcher {
             });
         }
         let mut failing = BTreeSet::new();
-        for (ws, e) in &report.errors {
-            if e.code == ErrorCode::DockerUnreachable {
-                return Err(e.clone());
+        if !report.errors.is_empty() {
+            // Failures may all be one lost backend: ask it, rather than
+            // read the errors.
+            if let Some(e) = lost(backend).await {
+                return Err(e);
             }
+        }
+        for (ws, e) in &report.errors {
             failing.insert(ws.clone());
             let key = format!("{}: {}", e.code.as_str(), e.message);
             if self.standing.get(ws) != Some(&key) {
@@ -468,4 +487,75 @@ fn spawn_signal_forwarder(tx: tokio::sync::mpsc::UnboundedSender<Wake>) {
         };
         let _ = tx.send(Wake::Signal(name));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::MemoryBackend;
+    use crate::backend::{ContainerRequest, Naming, WorkspaceRef};
+    use crate::model::config;
+    use std::path::Path;
+
+    fn request(b: &MemoryBackend, root: &Path, service: &str) -> ContainerRequest {
+        let cfg = format!("[services.{service}]\nimage = \"x\"\nports = [80]\n");
+        let config = config::parse(&cfg, Path::new("aether.toml")).unwrap();
+        let ws = WorkspaceRef { name: "w", root };
+        ContainerRequest {
+            workspace: "w".into(),
+            root: root.into(),
+            service: service.into(),
+            spec: config.services[service].spec.clone(),
+            ports: BTreeMap::from([(80, 40000)]),
+            network_id: b.network_name(ws),
+            volumes: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_backend_is_lost_only_when_it_says_unreachable() {
+        let b = MemoryBackend::default();
+        crate::base::runtime::block_on(async {
+            assert!(lost(&b).await.is_none());
+            b.set_reachable(false);
+            let e = lost(&b).await.expect("lost");
+            assert_eq!(e.code, ErrorCode::DockerUnreachable);
+            b.set_reachable(true);
+            assert!(lost(&b).await.is_none());
+        });
+    }
+
+    #[test]
+    fn a_crash_is_a_strike_and_a_removal_is_not() {
+        let b = MemoryBackend::default();
+        let root = Path::new("/w");
+        crate::base::runtime::block_on(async {
+            b.create_and_start(&request(&b, root, "db")).await.unwrap();
+            b.create_and_start(&request(&b, root, "web")).await.unwrap();
+            let mut events = b.events();
+            b.kill("c-w-db", 1);
+            b.kill("c-w-web", 1);
+            b.remove_container("c-w-web", None).await.unwrap();
+            let (mut deaths, mut removed) = (Vec::new(), BTreeSet::new());
+            for _ in 0..3 {
+                let ev = events.next().await.unwrap().unwrap();
+                match ev.kind {
+                    EventKind::Removed => {
+                        removed.insert(ev.container.clone());
+                    }
+                    EventKind::Died { .. } => deaths.push(ev),
+                }
+            }
+            let struck: Vec<_> = strikes(&deaths, &removed)
+                .map(|d| d.service.as_str())
+                .collect();
+            assert_eq!(struck, ["db"]);
+            // Three strikes of db within the window hold the workspace.
+            let mut loops = CrashLoops::default();
+            let now = Instant::now();
+            let held = (0..3).filter_map(|_| loops.strike("w", now)).count();
+            assert_eq!(held, 1, "the third strike holds");
+            assert!(loops.held(now).contains("w"));
+        });
+    }
 }
