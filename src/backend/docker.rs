@@ -4,11 +4,11 @@
 //! engine picks the host ports it publishes (on its own 127.0.0.1), and
 //! clients reach them through forwards from ports reserved here.
 
+use super::meta;
 use super::subnets;
 use super::{
-    extra_labels, format_ports_label, labels, parse_ports_label, Backend, BackendEvent,
-    ContainerRequest, EventKind, LiveStatus, Observed, ObservedContainer, ObservedObject,
-    ServiceState, WorkspaceRef,
+    labels, parse_ports_label, Backend, BackendEvent, ContainerRequest, EventKind, LiveStatus,
+    Observed, ObservedContainer, ObservedObject, ServiceState, WorkspaceRef,
 };
 use super::{BackendError, ExecOutput, Fault, Result};
 use crate::backend::readiness;
@@ -149,17 +149,17 @@ impl DockerBackend {
     }
 
     fn base_labels(&self, ws: WorkspaceRef<'_>) -> HashMap<String, String> {
-        let mut map: HashMap<String, String> = extra_labels().into_iter().collect();
-        map.insert(labels::REPO.into(), self.repo_id.clone());
-        map.insert(labels::WORKSPACE.into(), ws.name.into());
-        map.insert(labels::ROOT.into(), ws.root.display().to_string());
-        map
+        docker_labels(&meta::workspace(&self.repo_id, ws))
     }
 
     fn filters(&self, workspace: Option<&str>) -> HashMap<String, Vec<String>> {
         let mut label = vec![format!("{}={}", labels::REPO, self.repo_id)];
         if let Some(ws) = workspace {
-            label.push(format!("{}={ws}", labels::WORKSPACE));
+            label.push(format!(
+                "{}={}",
+                labels::WORKSPACE,
+                meta::workspace_label(ws)
+            ));
         }
         HashMap::from([("label".to_string(), label)])
     }
@@ -284,6 +284,13 @@ fn health_from_status(status: &str) -> Option<String> {
     }
 }
 
+/// Docker has labels only: both halves of the metadata go there.
+fn docker_labels(meta: &meta::ObjectMeta) -> HashMap<String, String> {
+    meta.flattened()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn root_label(value: Option<&String>) -> Option<std::path::PathBuf> {
     value
         .filter(|v| !v.is_empty())
@@ -310,7 +317,7 @@ fn observed_container(c: bollard::models::ContainerSummary) -> ObservedContainer
             .and_then(|n| n.into_iter().next())
             .map(|n| n.trim_start_matches('/').to_string())
             .unwrap_or_default(),
-        workspace: get(labels::WORKSPACE),
+        workspace: meta::workspace_of(|k| labels.get(k).cloned()),
         service: get(labels::SERVICE),
         config_hash: get(labels::CONFIG_HASH),
         config_fields: serde_json::from_str(&get(labels::CONFIG_FIELDS)).unwrap_or_default(),
@@ -354,7 +361,7 @@ impl DockerBackend {
         let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
         let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
         if is(labels::REPO, &self.repo_id)
-            && is(labels::WORKSPACE, &req.workspace)
+            && meta::workspace_of(|k| labels.get(k).cloned()) == req.workspace
             && is(labels::ROOT, &req.root.display().to_string())
             && is(labels::SERVICE, &req.service)
         {
@@ -382,6 +389,138 @@ impl DockerBackend {
             .list_networks(Some(opts))
             .await
             .map_err(|e| self.api_error("listing networks", e))
+    }
+
+    /// The create request of a service's container: its image, command,
+    /// environment, ports on 127.0.0.1, volumes, healthcheck and metadata.
+    fn container_body(&self, req: &ContainerRequest) -> ContainerCreateBody {
+        let network = req.network_id.clone();
+        let spec = &req.spec;
+        let labels = docker_labels(&meta::container(&self.repo_id, req));
+        let port_bindings = req
+            .ports
+            .iter()
+            .map(|(c, h)| {
+                // A remote engine picks a free port on its own host; the
+                // client port is only reserved here.
+                let host_port = match self.remote {
+                    Some(_) => String::new(),
+                    None => h.to_string(),
+                };
+                let binding = PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(host_port),
+                };
+                (format!("{c}/tcp"), Some(vec![binding]))
+            })
+            .collect();
+        let binds = spec
+            .volumes
+            .iter()
+            .map(|(v, target)| {
+                let volume = req
+                    .volumes
+                    .get(v)
+                    .cloned()
+                    .unwrap_or_else(|| self.volume_name(req.owner(), &req.service, v));
+                format!("{volume}:{target}")
+            })
+            .collect();
+        let healthcheck = spec.healthcheck.as_ref().map(|hc| HealthConfig {
+            test: Some(
+                std::iter::once("CMD".to_string())
+                    .chain(hc.command.iter().cloned())
+                    .collect(),
+            ),
+            interval: Some(nanos(hc.interval_ms)),
+            timeout: Some(nanos(hc.timeout_ms)),
+            retries: Some(hc.retries as i64),
+            start_period: Some(nanos(hc.start_period_ms)),
+            start_interval: None,
+        });
+        ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: spec.command.clone(),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            exposed_ports: Some(req.ports.keys().map(|c| format!("{c}/tcp")).collect()),
+            labels: Some(labels),
+            healthcheck,
+            stop_timeout: Some(spec.stop_timeout_secs as i64),
+            host_config: Some(HostConfig {
+                port_bindings: Some(port_bindings),
+                binds: Some(binds),
+                network_mode: Some(network.clone()),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network,
+                    EndpointSettings {
+                        aliases: Some(vec![req.service.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Creates the container under `name`. A name conflict with a
+    /// container of ours that the observation did not see (a create the
+    /// engine finished for a process killed since) is replaced; one still in
+    /// flight is waited for, briefly; anyone else's is a `Conflict`.
+    async fn create(
+        &self,
+        name: &str,
+        req: &ContainerRequest,
+        body: ContainerCreateBody,
+    ) -> Result<()> {
+        let spec = &req.spec;
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        self.count();
+        let mut created = self
+            .docker
+            .create_container(Some(options.clone()), body.clone())
+            .await;
+        for _ in 0..20 {
+            if !matches!(&created, Err(e) if status_code(e) == Some(409)) {
+                break;
+            }
+            match self.name_holder(name, req).await {
+                NameHolder::Foreign => break,
+                NameHolder::Ours => self.remove_container(name, None).await?,
+                NameHolder::InFlight => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+            self.count();
+            created = self
+                .docker
+                .create_container(Some(options.clone()), body.clone())
+                .await;
+        }
+        if let Err(e) = created {
+            return Err(match status_code(&e) {
+                Some(404) => BackendError::with(
+                    Fault::ImageMissing,
+                    CommandError::new(ErrorCode::ImageNotFound, format!("image `{}` not found", spec.image))
+                        .detail("image", &spec.image),
+                ),
+                Some(409) => BackendError::with(
+                    Fault::Conflict,
+                    CommandError::new(
+                        ErrorCode::DockerError,
+                        format!("a container named {name} exists but does not carry this repo's Aether labels"),
+                    )
+                    .hint(format!("Aether never touches it; remove or rename it yourself (`docker rm {name}`)"))
+                    .detail("container", name),
+                ),
+                _ => self.api_error(&format!("creating container {name}"), e),
+            });
+        }
+        Ok(())
     }
 
     async fn used_subnets(&self) -> Result<Vec<subnets::Cidr>> {
@@ -569,7 +708,7 @@ impl Backend for DockerBackend {
         };
         for n in networks {
             let label = |k: &str| n.labels.as_ref().and_then(|l| l.get(k));
-            let workspace = label(labels::WORKSPACE).cloned().unwrap_or_default();
+            let workspace = meta::workspace_of(|k| label(k).cloned());
             let root = root_label(label(labels::ROOT));
             observed.networks.push(ObservedObject {
                 id: n.id.unwrap_or_default(),
@@ -585,7 +724,7 @@ impl Backend for DockerBackend {
             observed.volumes.push(ObservedObject {
                 id: v.name.clone(),
                 created: v.created_at.map(|c| c.to_string()).unwrap_or_default(),
-                workspace: get(labels::WORKSPACE),
+                workspace: meta::workspace_of(|k| v.labels.get(k).cloned()),
                 service: get(labels::SERVICE),
                 volume: get(labels::VOLUME),
                 root: root_label(v.labels.get(labels::ROOT)),
@@ -736,12 +875,14 @@ impl Backend for DockerBackend {
     async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()> {
         self.count();
         let name = self.volume_name(ws, service, volume);
-        let mut labels = self.base_labels(ws);
-        labels.insert(labels::SERVICE.into(), service.into());
-        labels.insert(labels::VOLUME.into(), volume.into());
         let req = VolumeCreateRequest {
             name: Some(name.clone()),
-            labels: Some(labels),
+            labels: Some(docker_labels(&meta::volume(
+                &self.repo_id,
+                ws,
+                service,
+                volume,
+            ))),
             ..Default::default()
         };
         self.docker
@@ -753,130 +894,7 @@ impl Backend for DockerBackend {
 
     async fn create_and_start(&self, req: &ContainerRequest) -> Result<()> {
         let name = self.container_name(req.owner(), &req.service);
-        let network = req.network_id.clone();
-        let spec = &req.spec;
-        let mut labels = self.base_labels(req.owner());
-        labels.insert(labels::SERVICE.into(), req.service.clone());
-        labels.insert(labels::CONFIG_HASH.into(), spec.config_hash());
-        labels.insert(
-            labels::CONFIG_FIELDS.into(),
-            serde_json::to_string(&spec.field_digests()).expect("digests serialise"),
-        );
-        labels.insert(labels::PORTS.into(), format_ports_label(&req.ports));
-
-        let port_bindings = req
-            .ports
-            .iter()
-            .map(|(c, h)| {
-                // A remote engine picks a free port on its own host; the
-                // client port is only reserved here.
-                let host_port = match self.remote {
-                    Some(_) => String::new(),
-                    None => h.to_string(),
-                };
-                let binding = PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(host_port),
-                };
-                (format!("{c}/tcp"), Some(vec![binding]))
-            })
-            .collect();
-        let binds = spec
-            .volumes
-            .iter()
-            .map(|(v, target)| {
-                let volume = req
-                    .volumes
-                    .get(v)
-                    .cloned()
-                    .unwrap_or_else(|| self.volume_name(req.owner(), &req.service, v));
-                format!("{volume}:{target}")
-            })
-            .collect();
-        let healthcheck = spec.healthcheck.as_ref().map(|hc| HealthConfig {
-            test: Some(
-                std::iter::once("CMD".to_string())
-                    .chain(hc.command.iter().cloned())
-                    .collect(),
-            ),
-            interval: Some(nanos(hc.interval_ms)),
-            timeout: Some(nanos(hc.timeout_ms)),
-            retries: Some(hc.retries as i64),
-            start_period: Some(nanos(hc.start_period_ms)),
-            start_interval: None,
-        });
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            cmd: spec.command.clone(),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            exposed_ports: Some(req.ports.keys().map(|c| format!("{c}/tcp")).collect()),
-            labels: Some(labels),
-            healthcheck,
-            stop_timeout: Some(spec.stop_timeout_secs as i64),
-            host_config: Some(HostConfig {
-                port_bindings: Some(port_bindings),
-                binds: Some(binds),
-                network_mode: Some(network.clone()),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                    maximum_retry_count: None,
-                }),
-                ..Default::default()
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    network,
-                    EndpointSettings {
-                        aliases: Some(vec![req.service.clone()]),
-                        ..Default::default()
-                    },
-                )])),
-            }),
-            ..Default::default()
-        };
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        self.count();
-        let mut created = self
-            .docker
-            .create_container(Some(options.clone()), body.clone())
-            .await;
-        // A name conflict with a container of ours that the observation did
-        // not see (a create the engine finished for a process killed since)
-        // is replaced; one still in flight is waited for, briefly.
-        for _ in 0..20 {
-            if !matches!(&created, Err(e) if status_code(e) == Some(409)) {
-                break;
-            }
-            match self.name_holder(&name, req).await {
-                NameHolder::Foreign => break,
-                NameHolder::Ours => self.remove_container(&name, None).await?,
-                NameHolder::InFlight => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-            self.count();
-            created = self
-                .docker
-                .create_container(Some(options.clone()), body.clone())
-                .await;
-        }
-        if let Err(e) = created {
-            return Err(match status_code(&e) {
-                Some(404) => BackendError::with(
-                    Fault::ImageMissing,
-                    CommandError::new(ErrorCode::ImageNotFound, format!("image `{}` not found", spec.image))
-                        .detail("image", &spec.image),
-                ),
-                Some(409) => BackendError::with(
-                    Fault::Conflict,
-                    CommandError::new(
-                        ErrorCode::DockerError,
-                        format!("a container named {name} exists but does not carry this repo's Aether labels"),
-                    )
-                    .hint(format!("Aether never touches it; remove or rename it yourself (`docker rm {name}`)"))
-                    .detail("container", &name),
-                ),
-                _ => self.api_error(&format!("creating container {name}"), e),
-            });
-        }
+        self.create(&name, req, self.container_body(req)).await?;
         let t = std::time::Instant::now();
         let started = self.start(&name).await;
         tracing::debug!(container = %name, ms = t.elapsed().as_millis() as u64, "start");
@@ -1051,7 +1069,7 @@ impl Backend for DockerBackend {
                     _ => return None,
                 };
                 Some(Ok(BackendEvent {
-                    workspace: get(labels::WORKSPACE),
+                    workspace: meta::workspace_of(|k| attrs.get(k).cloned()),
                     service: get(labels::SERVICE),
                     container: get("name"),
                     kind,

@@ -8,6 +8,7 @@ pub mod docker;
 pub mod error;
 #[cfg(test)]
 pub mod memory;
+pub mod meta;
 pub mod ports;
 pub mod readiness;
 pub mod ssh;
@@ -41,6 +42,9 @@ pub mod labels {
     /// The workspace root the object was made for: a renamed workspace keeps
     /// its root, so its objects are found again under the new name.
     pub const ROOT: &str = "dev.aether.root";
+    /// The workspace's name, on objects whose `workspace` label could not
+    /// hold it (see `meta::workspace_label`).
+    pub const WORKSPACE_NAME: &str = "dev.aether.workspace-name";
     /// Comma-separated `key=value` labels added to every object (CI sweeping).
     pub const EXTRA_ENV: &str = "AETHER_EXTRA_LABELS";
 }
