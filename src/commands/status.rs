@@ -1,13 +1,15 @@
 //! `ajj status`: the live state of this workspace's (or every workspace's) resources.
 
-use crate::backend::Backend;
+use crate::backend::docker::DockerBackend;
+use crate::backend::{Backend, Observed};
 use crate::base::error::Result;
 use crate::commands::CommandHelper;
 use crate::commands::{self, print_json};
 use crate::model::config;
-use crate::model::jj;
+use crate::model::jj::{self, WorkspaceEntry};
+use crate::model::repo::RepoContext;
 use crate::model::state;
-use crate::reconcile::report::{self, SCHEMA_VERSION};
+use crate::reconcile::report::{self, WorkspaceReport, SCHEMA_VERSION};
 use serde_json::json;
 
 /// Show the live state of the workspace's services
@@ -27,26 +29,69 @@ pub struct Args {
 pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let ctx = helper.discover()?;
     let entries = jj::list_workspaces(&ctx.workspace_root)?;
-    let scope: Vec<_> = if args.all {
-        entries.clone()
-    } else {
-        let current = commands::current_workspace(&ctx, &entries)?;
-        entries.into_iter().filter(|e| e.name == current).collect()
-    };
+    let scope = scope(&ctx, entries, args.all)?;
     let only = (!args.all).then(|| scope[0].name.as_str());
-    let (backend, observed) = crate::base::runtime::block_on(async {
-        let spec = match only {
-            Some(name) => helper.workspace_backend(&ctx, name)?,
-            None => helper.desired_backend(&ctx)?,
-        };
-        let backend = helper.connect(&ctx, &spec).await?;
-        let observed = backend.observe(only).await?;
-        Ok::<_, crate::base::error::CommandError>((backend, observed))
-    })?;
+    let (backend, observed) =
+        crate::base::runtime::block_on(connect_and_observe(helper, &ctx, only))?;
+    let (reports, problems) = workspace_reports(&ctx, &scope, &backend, &observed);
+    let orphans = if args.all {
+        orphans(&scope, &observed)
+    } else {
+        vec![]
+    };
+    let status = Status {
+        scope: &scope,
+        backend: backend.kind(),
+        reports,
+        orphans,
+        problems,
+    };
+    if args.json {
+        status.print_as_json(args.all);
+    } else {
+        status.print_for_humans();
+    }
+    Ok(if status.problems.is_empty() { 0 } else { 1 })
+}
 
+/// Every workspace with `--all`, else only the current one.
+fn scope(
+    ctx: &RepoContext,
+    entries: Vec<WorkspaceEntry>,
+    all: bool,
+) -> Result<Vec<WorkspaceEntry>> {
+    Ok(if all {
+        entries
+    } else {
+        let current = commands::current_workspace(ctx, &entries)?;
+        entries.into_iter().filter(|e| e.name == current).collect()
+    })
+}
+
+async fn connect_and_observe(
+    helper: &CommandHelper,
+    ctx: &RepoContext,
+    only: Option<&str>,
+) -> Result<(DockerBackend, Observed)> {
+    let spec = match only {
+        Some(name) => helper.workspace_backend(ctx, name)?,
+        None => helper.desired_backend(ctx)?,
+    };
+    let backend = helper.connect(ctx, &spec).await?;
+    let observed = backend.observe(only).await?;
+    Ok((backend, observed))
+}
+
+/// A report per workspace in scope, or the problem that kept it from one.
+fn workspace_reports(
+    ctx: &RepoContext,
+    scope: &[WorkspaceEntry],
+    backend: &impl Backend,
+    observed: &Observed,
+) -> (Vec<WorkspaceReport>, Vec<serde_json::Value>) {
     let mut reports = Vec::new();
     let mut problems = Vec::new();
-    for entry in &scope {
+    for entry in scope {
         let Some(root) = &entry.root else {
             problems.push(json!({ "workspace": entry.name, "problem": "directory missing; `ajj reconcile` will remove its resources" }));
             continue;
@@ -58,12 +103,12 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
                 continue;
             }
         };
-        let ports = state::load(&ctx, &entry.name).ports;
+        let ports = state::load(ctx, &entry.name).ports;
         reports.push(report::workspace_report(
             &entry.name,
             root,
             &config,
-            &observed,
+            observed,
             &ports,
             backend.kind(),
             backend.client_host(),
@@ -71,49 +116,60 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
             vec![],
         ));
     }
-    // Objects of workspaces jj no longer knows: what the next reconcile removes.
+    (reports, problems)
+}
+
+/// Objects of workspaces jj no longer knows: what the next reconcile removes.
+fn orphans(scope: &[WorkspaceEntry], observed: &Observed) -> Vec<serde_json::Value> {
     let live: Vec<&str> = scope
         .iter()
         .filter(|e| e.root.is_some())
         .map(|e| e.name.as_str())
         .collect();
-    let orphans: Vec<_> = if args.all {
-        observed
-            .containers
-            .iter()
-            .filter(|c| !live.contains(&c.workspace.as_str()))
-            .map(|c| json!({ "workspace": c.workspace, "service": c.service, "container": c.name, "state": report::state_name(c.state) }))
-            .collect()
-    } else {
-        vec![]
-    };
+    observed
+        .containers
+        .iter()
+        .filter(|c| !live.contains(&c.workspace.as_str()))
+        .map(|c| json!({ "workspace": c.workspace, "service": c.service, "container": c.name, "state": report::state_name(c.state) }))
+        .collect()
+}
 
-    if args.json {
-        if args.all {
+struct Status<'a> {
+    scope: &'a [WorkspaceEntry],
+    backend: &'static str,
+    reports: Vec<WorkspaceReport>,
+    orphans: Vec<serde_json::Value>,
+    problems: Vec<serde_json::Value>,
+}
+
+impl Status<'_> {
+    fn print_as_json(&self, all: bool) {
+        if all {
             print_json(&json!({
                 "schema_version": SCHEMA_VERSION,
-                "backend": backend.kind(),
-                "workspaces": reports,
-                "orphans": orphans,
-                "problems": problems,
+                "backend": self.backend,
+                "workspaces": self.reports,
+                "orphans": self.orphans,
+                "problems": self.problems,
             }));
-        } else if let Some(r) = reports.first() {
+        } else if let Some(r) = self.reports.first() {
             print_json(r);
         } else {
             print_json(
-                &json!({ "schema_version": SCHEMA_VERSION, "name": scope[0].name, "problems": problems }),
+                &json!({ "schema_version": SCHEMA_VERSION, "name": self.scope[0].name, "problems": self.problems }),
             );
         }
-    } else {
-        for r in &reports {
+    }
+
+    fn print_for_humans(&self) {
+        for r in &self.reports {
             report::print_human(r);
         }
-        for p in &problems {
+        for p in &self.problems {
             eprintln!("problem: {p}");
         }
-        for o in &orphans {
+        for o in &self.orphans {
             println!("orphan (removed by the next `ajj reconcile`): {o}");
         }
     }
-    Ok(if problems.is_empty() { 0 } else { 1 })
 }

@@ -340,218 +340,279 @@ fn valid_var_name(name: &str) -> bool {
 }
 
 fn validate(raw: RawConfig, loc: &Located) -> Result<Config> {
+    let services = validate_services(raw.services, loc)?;
+    let env = validate_env_table(raw.env, &services, loc)?;
+    let backend = match raw.backend {
+        None => None,
+        Some(b) => Some(backend(b, loc)?),
+    };
+    Ok(Config {
+        services,
+        env,
+        backend,
+        env_digest: None,
+    })
+}
+
+fn validate_services(
+    raw: BTreeMap<String, Spanned<RawService>>,
+    loc: &Located,
+) -> Result<BTreeMap<String, Service>> {
     let mut services = BTreeMap::new();
     let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
-
-    for (name, svc) in raw.services {
-        let name_span = svc.span();
+    for (name, svc) in raw {
         let key = format!("services.{name}");
-        if !valid_service_name(&name) {
-            return Err(loc.error(
-                Some(name_span),
-                &key,
-                "service names are 1-40 characters of a-z, 0-9, '-' and '_', starting with a letter or digit",
-            ));
-        }
-        if let Some(other) = prefixes.insert(var_prefix(&name), name.clone()) {
-            return Err(loc.error(
-                Some(name_span),
-                &key,
-                &format!(
-                    "services `{other}` and `{name}` would both write {}_* variables",
-                    var_prefix(&name)
-                ),
-            ));
-        }
-        let svc = svc.into_inner();
-
-        let image = svc.image.get_ref().trim().to_string();
-        if image.is_empty() {
-            return Err(loc.error(
-                Some(svc.image.span()),
-                &format!("{key}.image"),
-                "image must not be empty",
-            ));
-        }
-
-        let mut ports = Vec::new();
-        for (i, port) in svc.ports.iter().enumerate() {
-            let p = *port.get_ref();
-            let pkey = format!("{key}.ports[{i}]");
-            if p == 0 {
-                return Err(loc.error(
-                    Some(port.span()),
-                    &pkey,
-                    "port must be between 1 and 65535",
-                ));
-            }
-            if ports.contains(&p) {
-                return Err(loc.error(
-                    Some(port.span()),
-                    &pkey,
-                    &format!("port {p} is listed twice"),
-                ));
-            }
-            ports.push(p);
-        }
-
-        let command = match svc.command {
-            Some(c) if c.get_ref().is_empty() => {
-                return Err(loc.error(
-                    Some(c.span()),
-                    &format!("{key}.command"),
-                    "command must not be empty; omit it to use the image's default",
-                ));
-            }
-            Some(c) => Some(c.into_inner()),
-            None => None,
-        };
-
-        let mut volumes = BTreeMap::new();
-        for (vname, target) in svc.volumes {
-            let vkey = format!("{key}.volumes.{vname}");
-            if !valid_service_name(&vname) {
-                return Err(loc.error(
-                    Some(target.span()),
-                    &vkey,
-                    "volume names are 1-40 characters of a-z, 0-9, '-' and '_'",
-                ));
-            }
-            if !target.get_ref().starts_with('/') {
-                return Err(loc.error(
-                    Some(target.span()),
-                    &vkey,
-                    "the mount path inside the container must be absolute",
-                ));
-            }
-            volumes.insert(vname, target.into_inner());
-        }
-
-        let healthcheck = match svc.healthcheck {
-            None => None,
-            Some(hc) => {
-                let hkey = format!("{key}.healthcheck");
-                let hc_inner = hc.into_inner();
-                if hc_inner.command.get_ref().is_empty() {
-                    return Err(loc.error(
-                        Some(hc_inner.command.span()),
-                        &format!("{hkey}.command"),
-                        "healthcheck command must not be empty",
-                    ));
-                }
-                let interval = duration(
-                    loc,
-                    &format!("{hkey}.interval"),
-                    &hc_inner.interval,
-                    Duration::from_secs(1),
-                )?;
-                let timeout = duration(
-                    loc,
-                    &format!("{hkey}.timeout"),
-                    &hc_inner.timeout,
-                    Duration::from_secs(5),
-                )?;
-                let start_period = duration(
-                    loc,
-                    &format!("{hkey}.start_period"),
-                    &hc_inner.start_period,
-                    Duration::ZERO,
-                )?;
-                for (field, d, span) in [
-                    (
-                        "interval",
-                        interval,
-                        hc_inner.interval.as_ref().map(|s| s.span()),
-                    ),
-                    (
-                        "timeout",
-                        timeout,
-                        hc_inner.timeout.as_ref().map(|s| s.span()),
-                    ),
-                ] {
-                    if d < Duration::from_millis(1) {
-                        return Err(loc.error(
-                            span,
-                            &format!("{hkey}.{field}"),
-                            "must be at least 1ms",
-                        ));
-                    }
-                }
-                Some(Healthcheck {
-                    command: hc_inner.command.into_inner(),
-                    interval_ms: interval.as_millis() as u64,
-                    timeout_ms: timeout.as_millis() as u64,
-                    retries: hc_inner.retries.unwrap_or(60),
-                    start_period_ms: start_period.as_millis() as u64,
-                })
-            }
-        };
-
-        let connection_string = match &svc.connection_string {
-            None => None,
-            Some(cs) => {
-                let ckey = format!("{key}.connection_string");
-                let pieces = template::parse(cs.get_ref())
-                    .map_err(|e| loc.error(Some(cs.span()), &ckey, &e))?;
-                for var in template::vars(&pieces) {
-                    if let Err(e) = check_service_placeholder(var, &ports) {
-                        return Err(loc.error(Some(cs.span()), &ckey, &e));
-                    }
-                }
-                Some(pieces)
-            }
-        };
-
-        let ready_timeout = duration(
-            loc,
-            &format!("{key}.ready_timeout"),
-            &svc.ready_timeout,
-            DEFAULT_READY_TIMEOUT,
-        )?;
-        let stop_timeout = duration(
-            loc,
-            &format!("{key}.stop_timeout"),
-            &svc.stop_timeout,
-            DEFAULT_STOP_TIMEOUT,
-        )?;
-
-        let mut container_env = BTreeMap::new();
-        for (k, v) in svc.env {
-            let span = v.span();
-            let v = v.into_inner().into_string();
-            // The engine takes `K=V` strings: a key with `=` or either with a
-            // NUL would fail only at container creation, far from the typo.
-            if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
-                return Err(loc.error(
-                    Some(span),
-                    &format!("{key}.env.{k}"),
-                    "container variable names must be non-empty without '=' or NUL, and values without NUL",
-                ));
-            }
-            container_env.insert(k, v);
-        }
-        services.insert(
-            name.clone(),
-            Service {
-                name,
-                spec: ServiceSpec {
-                    image,
-                    ports,
-                    env: container_env,
-                    command,
-                    volumes,
-                    healthcheck,
-                    stop_timeout_secs: stop_timeout.as_secs(),
-                },
-                connection_string,
-                ready_timeout,
-            },
-        );
+        validate_service_name(&name, svc.span(), &key, &mut prefixes, loc)?;
+        let service = validate_service(name.clone(), &key, svc.into_inner(), loc)?;
+        services.insert(name, service);
     }
+    Ok(services)
+}
 
+/// `prefixes` maps each variable prefix to the service already using it.
+fn validate_service_name(
+    name: &str,
+    name_span: std::ops::Range<usize>,
+    key: &str,
+    prefixes: &mut BTreeMap<String, String>,
+    loc: &Located,
+) -> Result<()> {
+    if !valid_service_name(name) {
+        return Err(loc.error(
+            Some(name_span),
+            key,
+            "service names are 1-40 characters of a-z, 0-9, '-' and '_', starting with a letter or digit",
+        ));
+    }
+    if let Some(other) = prefixes.insert(var_prefix(name), name.to_string()) {
+        return Err(loc.error(
+            Some(name_span),
+            key,
+            &format!(
+                "services `{other}` and `{name}` would both write {}_* variables",
+                var_prefix(name)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_service(name: String, key: &str, svc: RawService, loc: &Located) -> Result<Service> {
+    let image = validate_image(key, &svc.image, loc)?;
+    let ports = validate_ports(key, &svc.ports, loc)?;
+    let command = validate_command(key, svc.command, loc)?;
+    let volumes = validate_volumes(key, svc.volumes, loc)?;
+    let healthcheck = match svc.healthcheck {
+        None => None,
+        Some(hc) => Some(validate_healthcheck(
+            &format!("{key}.healthcheck"),
+            hc.into_inner(),
+            loc,
+        )?),
+    };
+    let connection_string = validate_connection_string(key, &svc.connection_string, &ports, loc)?;
+    let ready_timeout = duration(
+        loc,
+        &format!("{key}.ready_timeout"),
+        &svc.ready_timeout,
+        DEFAULT_READY_TIMEOUT,
+    )?;
+    let stop_timeout = duration(
+        loc,
+        &format!("{key}.stop_timeout"),
+        &svc.stop_timeout,
+        DEFAULT_STOP_TIMEOUT,
+    )?;
+    let container_env = validate_container_env(key, svc.env, loc)?;
+    Ok(Service {
+        name,
+        spec: ServiceSpec {
+            image,
+            ports,
+            env: container_env,
+            command,
+            volumes,
+            healthcheck,
+            stop_timeout_secs: stop_timeout.as_secs(),
+        },
+        connection_string,
+        ready_timeout,
+    })
+}
+
+fn validate_image(key: &str, raw: &Spanned<String>, loc: &Located) -> Result<String> {
+    let image = raw.get_ref().trim().to_string();
+    if image.is_empty() {
+        return Err(loc.error(
+            Some(raw.span()),
+            &format!("{key}.image"),
+            "image must not be empty",
+        ));
+    }
+    Ok(image)
+}
+
+fn validate_ports(key: &str, raw: &[Spanned<u16>], loc: &Located) -> Result<Vec<u16>> {
+    let mut ports = Vec::new();
+    for (i, port) in raw.iter().enumerate() {
+        let p = *port.get_ref();
+        let pkey = format!("{key}.ports[{i}]");
+        if p == 0 {
+            return Err(loc.error(Some(port.span()), &pkey, "port must be between 1 and 65535"));
+        }
+        if ports.contains(&p) {
+            return Err(loc.error(
+                Some(port.span()),
+                &pkey,
+                &format!("port {p} is listed twice"),
+            ));
+        }
+        ports.push(p);
+    }
+    Ok(ports)
+}
+
+fn validate_command(
+    key: &str,
+    raw: Option<Spanned<Vec<String>>>,
+    loc: &Located,
+) -> Result<Option<Vec<String>>> {
+    match raw {
+        Some(c) if c.get_ref().is_empty() => Err(loc.error(
+            Some(c.span()),
+            &format!("{key}.command"),
+            "command must not be empty; omit it to use the image's default",
+        )),
+        Some(c) => Ok(Some(c.into_inner())),
+        None => Ok(None),
+    }
+}
+
+fn validate_volumes(
+    key: &str,
+    raw: BTreeMap<String, Spanned<String>>,
+    loc: &Located,
+) -> Result<BTreeMap<String, String>> {
+    let mut volumes = BTreeMap::new();
+    for (vname, target) in raw {
+        let vkey = format!("{key}.volumes.{vname}");
+        if !valid_service_name(&vname) {
+            return Err(loc.error(
+                Some(target.span()),
+                &vkey,
+                "volume names are 1-40 characters of a-z, 0-9, '-' and '_'",
+            ));
+        }
+        if !target.get_ref().starts_with('/') {
+            return Err(loc.error(
+                Some(target.span()),
+                &vkey,
+                "the mount path inside the container must be absolute",
+            ));
+        }
+        volumes.insert(vname, target.into_inner());
+    }
+    Ok(volumes)
+}
+
+/// `hkey` is the table's own key, `services.<name>.healthcheck`.
+fn validate_healthcheck(hkey: &str, hc: RawHealthcheck, loc: &Located) -> Result<Healthcheck> {
+    if hc.command.get_ref().is_empty() {
+        return Err(loc.error(
+            Some(hc.command.span()),
+            &format!("{hkey}.command"),
+            "healthcheck command must not be empty",
+        ));
+    }
+    let interval = duration(
+        loc,
+        &format!("{hkey}.interval"),
+        &hc.interval,
+        Duration::from_secs(1),
+    )?;
+    let timeout = duration(
+        loc,
+        &format!("{hkey}.timeout"),
+        &hc.timeout,
+        Duration::from_secs(5),
+    )?;
+    let start_period = duration(
+        loc,
+        &format!("{hkey}.start_period"),
+        &hc.start_period,
+        Duration::ZERO,
+    )?;
+    for (field, d, span) in [
+        ("interval", interval, hc.interval.as_ref().map(|s| s.span())),
+        ("timeout", timeout, hc.timeout.as_ref().map(|s| s.span())),
+    ] {
+        if d < Duration::from_millis(1) {
+            return Err(loc.error(span, &format!("{hkey}.{field}"), "must be at least 1ms"));
+        }
+    }
+    Ok(Healthcheck {
+        command: hc.command.into_inner(),
+        interval_ms: interval.as_millis() as u64,
+        timeout_ms: timeout.as_millis() as u64,
+        retries: hc.retries.unwrap_or(60),
+        start_period_ms: start_period.as_millis() as u64,
+    })
+}
+
+fn validate_connection_string(
+    key: &str,
+    raw: &Option<Spanned<String>>,
+    ports: &[u16],
+    loc: &Located,
+) -> Result<Option<Vec<Piece>>> {
+    let Some(cs) = raw else {
+        return Ok(None);
+    };
+    let ckey = format!("{key}.connection_string");
+    let pieces =
+        template::parse(cs.get_ref()).map_err(|e| loc.error(Some(cs.span()), &ckey, &e))?;
+    for var in template::vars(&pieces) {
+        if let Err(e) = check_service_placeholder(var, ports) {
+            return Err(loc.error(Some(cs.span()), &ckey, &e));
+        }
+    }
+    Ok(Some(pieces))
+}
+
+/// A service's own `env`: what its container is started with.
+fn validate_container_env(
+    key: &str,
+    raw: BTreeMap<String, Spanned<Scalar>>,
+    loc: &Located,
+) -> Result<BTreeMap<String, String>> {
+    let mut container_env = BTreeMap::new();
+    for (k, v) in raw {
+        let span = v.span();
+        let v = v.into_inner().into_string();
+        // The engine takes `K=V` strings: a key with `=` or either with a
+        // NUL would fail only at container creation, far from the typo.
+        if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+            return Err(loc.error(
+                Some(span),
+                &format!("{key}.env.{k}"),
+                "container variable names must be non-empty without '=' or NUL, and values without NUL",
+            ));
+        }
+        container_env.insert(k, v);
+    }
+    Ok(container_env)
+}
+
+/// The top-level `[env]` table. Checked after every service, since its
+/// names must not clash with theirs and its placeholders name them.
+fn validate_env_table(
+    raw: BTreeMap<String, Spanned<String>>,
+    services: &BTreeMap<String, Service>,
+    loc: &Located,
+) -> Result<BTreeMap<String, Vec<Piece>>> {
     let generated: BTreeSet<String> = services.values().flat_map(generated_var_names).collect();
     let mut env = BTreeMap::new();
-    for (name, value) in raw.env {
+    for (name, value) in raw {
         let key = format!("env.{name}");
         if !valid_var_name(&name) {
             return Err(loc.error(
@@ -570,23 +631,13 @@ fn validate(raw: RawConfig, loc: &Located) -> Result<Config> {
         let pieces = template::parse(value.get_ref())
             .map_err(|e| loc.error(Some(value.span()), &key, &e))?;
         for var in template::vars(&pieces) {
-            if let Err(e) = check_global_placeholder(var, &services) {
+            if let Err(e) = check_global_placeholder(var, services) {
                 return Err(loc.error(Some(value.span()), &key, &e));
             }
         }
         env.insert(name, pieces);
     }
-
-    let backend = match raw.backend {
-        None => None,
-        Some(b) => Some(backend(b, loc)?),
-    };
-    Ok(Config {
-        services,
-        env,
-        backend,
-        env_digest: None,
-    })
+    Ok(env)
 }
 
 fn backend(raw: Spanned<RawBackend>, loc: &Located) -> Result<BackendSpec> {

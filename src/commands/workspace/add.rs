@@ -1,13 +1,14 @@
 //! `ajj workspace add`: `jj workspace add`, then the workspace's environment.
 
-use crate::backend::{Backend, Naming, ObservedObject, WorkspaceRef};
+use crate::backend::{Backend, Naming, Observed, ObservedObject, WorkspaceRef};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::commands::print_json;
 use crate::commands::CommandHelper;
-use crate::model::config;
+use crate::model::config::{self, Config};
 use crate::model::desired::{Desired, DesiredWorkspace};
 use crate::model::envfile;
 use crate::model::jj;
+use crate::model::repo::RepoContext;
 use crate::reconcile::report;
 use crate::reconcile::{self, apply::Applier};
 use std::ffi::OsString;
@@ -55,199 +56,300 @@ fn normalise(path: &Path) -> PathBuf {
     out
 }
 
+/// Where the new workspace goes, worked out before jj runs.
+struct Target {
+    cwd: PathBuf,
+    dest: PathBuf,
+    name: String,
+    dest_existed: bool,
+    /// Where the root will be once jj has made it: objects are labelled with it.
+    predicted_root: PathBuf,
+}
+
+impl Target {
+    fn resolve(args: &Args) -> Result<Target> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| CommandError::io("cannot read the current directory", e))?;
+        let dest = normalise(&cwd.join(&args.destination));
+        let name = match &args.name {
+            Some(n) => n.clone(),
+            None => dest
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| {
+                    CommandError::new(
+                        ErrorCode::Usage,
+                        "the destination has no final path component to name the workspace",
+                    )
+                    .hint("pass --name")
+                })?,
+        };
+        let dest_existed = dest.exists();
+        let predicted_root = dest
+            .parent()
+            .and_then(|p| p.canonicalize().ok())
+            .zip(dest.file_name())
+            .map(|(parent, leaf)| parent.join(leaf))
+            .unwrap_or_else(|| dest.clone());
+        Ok(Target {
+            cwd,
+            dest,
+            name,
+            dest_existed,
+            predicted_root,
+        })
+    }
+
+    fn predicted(&self) -> WorkspaceRef<'_> {
+        WorkspaceRef {
+            name: &self.name,
+            root: &self.predicted_root,
+        }
+    }
+}
+
 pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let ctx = helper.discover()?;
-    let cwd = std::env::current_dir()
-        .map_err(|e| CommandError::io("cannot read the current directory", e))?;
-    let dest = normalise(&cwd.join(&args.destination));
-    let name = match &args.name {
-        Some(n) => n.clone(),
-        None => dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| {
-                CommandError::new(
-                    ErrorCode::Usage,
-                    "the destination has no final path component to name the workspace",
-                )
-                .hint("pass --name")
-            })?,
-    };
-    let dest_existed = dest.exists();
-    // Where the root will be once jj has made it: objects are labelled with it.
-    let predicted_root = dest
-        .parent()
-        .and_then(|p| p.canonicalize().ok())
-        .zip(dest.file_name())
-        .map(|(parent, leaf)| parent.join(leaf))
-        .unwrap_or_else(|| dest.clone());
+    let target = Target::resolve(&args)?;
+    let _lock = crate::model::repo::lock_workspace(&ctx, &target.name)?;
+    crate::base::runtime::block_on(add_and_provision(helper, &ctx, &args, &target))
+}
 
-    let _lock = crate::model::repo::lock_workspace(&ctx, &name)?;
-    crate::base::runtime::block_on(async {
-        // Docker first: if it is down, fail before jj changes anything.
-        let backend = helper.backend(&ctx).await?;
-        let mut observed = backend.observe(None).await?;
-        // Creating the network takes as long as jj does, and needs no config:
-        // start it now if this workspace declares services (the new one most
-        // likely does too), and take it back if that guess was wrong.
-        let speculate =
-            !observed.networks.iter().any(|n| {
-                n.workspace == name && n.root.as_deref() == Some(predicted_root.as_path())
-            }) && config::load_from_root(&ctx.workspace_root).is_ok_and(|c| !c.services.is_empty());
-        let mut jj_args: Vec<OsString> = Vec::new();
-        if let Some(r) = helper.repository() {
-            jj_args.extend(["-R".into(), r.as_os_str().to_owned()]);
-        }
-        jj_args.extend([
-            "workspace".into(),
-            "add".into(),
-            dest.clone().into_os_string(),
-            "--name".into(),
-            name.clone().into(),
-        ]);
-        for r in &args.revision {
-            jj_args.extend(["-r".into(), r.into()]);
-        }
-        if let Some(mode) = &args.sparse_patterns {
-            jj_args.extend(["--sparse-patterns".into(), mode.into()]);
-        }
-        let json = args.json;
-        let jj_add = tokio::task::spawn_blocking(move || {
-            jj::run_visible(&jj_args, &cwd, json, "workspace add")
+async fn add_and_provision(
+    helper: &CommandHelper,
+    ctx: &RepoContext,
+    args: &Args,
+    target: &Target,
+) -> Result<i32> {
+    // Docker first: if it is down, fail before jj changes anything.
+    let backend = helper.backend(ctx).await?;
+    let mut observed = backend.observe(None).await?;
+    let added = add_beside_network(helper, ctx, args, target, &backend, &observed).await;
+    if let Some(id) = &added.network_id {
+        // Apply must not create it twice: engines before 25 accept duplicate names.
+        observed.networks.push(ObservedObject {
+            id: id.clone(),
+            name: backend.network_name(target.predicted()),
+            workspace: target.name.clone(),
+            root: Some(target.predicted_root.clone()),
+            ..Default::default()
         });
-        // The other workspaces' roots tell their objects from this one's
-        // (one may carry this name from before a rename).
-        let list_root = ctx.workspace_root.clone();
-        let others = tokio::task::spawn_blocking(move || jj::list_workspaces(&list_root));
-        let predicted = WorkspaceRef {
-            name: &name,
-            root: &predicted_root,
-        };
-        let early_network = async {
-            match speculate {
-                true => backend.ensure_network(predicted).await.ok(),
-                false => None,
-            }
-        };
-        let (added, others, network_id) = tokio::join!(jj_add, others, early_network);
-        if let Some(id) = &network_id {
-            // Apply must not create it twice: engines before 25 accept duplicate names.
-            observed.networks.push(ObservedObject {
-                id: id.clone(),
-                name: backend.network_name(predicted),
-                workspace: name.clone(),
-                root: Some(predicted_root.clone()),
-                ..Default::default()
-            });
-        }
-        let undo_network = || async {
-            if let Some(id) = &network_id {
-                let _ = backend.remove_network(id).await;
-            }
-        };
-        let added = added
-            .map_err(|e| CommandError::new(ErrorCode::Internal, format!("jj task failed: {e}")));
-        if let Err(e) = added.and_then(|r| r) {
-            undo_network().await;
-            return Err(e);
-        }
+    }
+    let network_id = added.network_id.as_deref();
+    if let Err(e) = added.jj {
+        undo_network(&backend, network_id).await;
+        return Err(e);
+    }
 
-        // jj succeeded, so the workspace exists under the name and path we
-        // gave it: no need to ask jj again.
-        let root = dest.canonicalize().map_err(|e| {
-            CommandError::io(
-                format!(
-                    "jj added the workspace but {} is unreadable",
-                    dest.display()
-                ),
-                e,
-            )
+    // jj succeeded, so the workspace exists under the name and path we
+    // gave it: no need to ask jj again.
+    let root = target.dest.canonicalize().map_err(|e| {
+        CommandError::io(
+            format!(
+                "jj added the workspace but {} is unreadable",
+                target.dest.display()
+            ),
+            e,
+        )
+    })?;
+
+    // The new workspace's own aether.toml decides. If it is invalid the
+    // workspace is undone, so a bad config leaves nothing behind. So
+    // does a `.env` the revision carries that Aether must not touch.
+    let config = match check_env_file(&root, args.allow_unignored_env)
+        .and_then(|()| config::load_from_root(&root))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            rollback(
+                &ctx.workspace_root,
+                &target.name,
+                &root,
+                target.dest_existed,
+            );
+            undo_network(&backend, network_id).await;
+            return Err(rolled_back(e, &target.name));
+        }
+    };
+    if (config.services.is_empty() || root != target.predicted_root) && network_id.is_some() {
+        undo_network(&backend, network_id).await;
+        observed
+            .networks
+            .retain(|n| Some(n.id.as_str()) != network_id);
+    }
+    let all = desired_with_new(ctx, added.others?, &target.name, &root, config);
+    provision(&backend, ctx, args, &all, &target.name, &root, observed).await
+}
+
+/// What came back from `jj workspace add` and what ran beside it.
+struct Added {
+    jj: Result<()>,
+    /// The other workspaces, listed while jj ran.
+    others: Result<Vec<jj::WorkspaceEntry>>,
+    /// The network made on speculation, if it was.
+    network_id: Option<String>,
+}
+
+/// Runs `jj workspace add`, lists the other workspaces and, on
+/// speculation, creates the new workspace's network, all at once.
+async fn add_beside_network(
+    helper: &CommandHelper,
+    ctx: &RepoContext,
+    args: &Args,
+    target: &Target,
+    backend: &impl Backend,
+    observed: &Observed,
+) -> Added {
+    let speculate = should_speculate(ctx, target, observed);
+    let jj_args = jj_add_args(helper, args, target);
+    let json = args.json;
+    let cwd = target.cwd.clone();
+    let jj_add =
+        tokio::task::spawn_blocking(move || jj::run_visible(&jj_args, &cwd, json, "workspace add"));
+    // The other workspaces' roots tell their objects from this one's
+    // (one may carry this name from before a rename).
+    let list_root = ctx.workspace_root.clone();
+    let others = tokio::task::spawn_blocking(move || jj::list_workspaces(&list_root));
+    let early_network = async {
+        match speculate {
+            true => backend.ensure_network(target.predicted()).await.ok(),
+            false => None,
+        }
+    };
+    let (added, others, network_id) = tokio::join!(jj_add, others, early_network);
+    Added {
+        jj: joined(added),
+        others: joined(others),
+        network_id,
+    }
+}
+
+/// Creating the network takes as long as jj does, and needs no config:
+/// start it now if this workspace declares services (the new one most
+/// likely does too), and take it back if that guess was wrong.
+fn should_speculate(ctx: &RepoContext, target: &Target, observed: &Observed) -> bool {
+    !observed.networks.iter().any(|n| {
+        n.workspace == target.name && n.root.as_deref() == Some(target.predicted_root.as_path())
+    }) && config::load_from_root(&ctx.workspace_root).is_ok_and(|c| !c.services.is_empty())
+}
+
+fn jj_add_args(helper: &CommandHelper, args: &Args, target: &Target) -> Vec<OsString> {
+    let mut jj_args: Vec<OsString> = Vec::new();
+    if let Some(r) = helper.repository() {
+        jj_args.extend(["-R".into(), r.as_os_str().to_owned()]);
+    }
+    jj_args.extend([
+        "workspace".into(),
+        "add".into(),
+        target.dest.clone().into_os_string(),
+        "--name".into(),
+        target.name.clone().into(),
+    ]);
+    for r in &args.revision {
+        jj_args.extend(["-r".into(), r.into()]);
+    }
+    if let Some(mode) = &args.sparse_patterns {
+        jj_args.extend(["--sparse-patterns".into(), mode.into()]);
+    }
+    jj_args
+}
+
+fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    r.map_err(|e| CommandError::new(ErrorCode::Internal, format!("jj task failed: {e}")))
+        .and_then(|r| r)
+}
+
+async fn undo_network(backend: &impl Backend, network_id: Option<&str>) {
+    if let Some(id) = network_id {
+        let _ = backend.remove_network(id).await;
+    }
+}
+
+fn rolled_back(e: CommandError, name: &str) -> CommandError {
+    let fix = match e.code {
+        ErrorCode::ConfigInvalid => {
+            "fix aether.toml in the revision you add the workspace from".into()
+        }
+        _ => e.hint.clone().unwrap_or_default(),
+    };
+    e.detail("rolled_back", true).hint(format!(
+        "{fix}, then run `ajj workspace add` again (the jj workspace {name:?} was forgotten again)"
+    ))
+}
+
+/// Every workspace shallowly, and the new one with its config.
+fn desired_with_new(
+    ctx: &RepoContext,
+    mut others: Vec<jj::WorkspaceEntry>,
+    name: &str,
+    root: &Path,
+    config: Config,
+) -> Desired {
+    others.push(jj::WorkspaceEntry {
+        name: name.to_string(),
+        root: Some(root.to_path_buf()),
+        recorded_root: Some(root.to_path_buf()),
+    });
+    reconcile::recall_roots(ctx, &mut others);
+    let mut all = Desired::shallow(&others);
+    all.roots.insert(root.to_path_buf(), name.to_string());
+    all.workspaces.insert(
+        name.to_string(),
+        DesiredWorkspace {
+            root: root.to_path_buf(),
+            config,
+        },
+    );
+    all
+}
+
+async fn provision(
+    backend: &impl Backend,
+    ctx: &RepoContext,
+    args: &Args,
+    all: &Desired,
+    name: &str,
+    root: &Path,
+    observed: Observed,
+) -> Result<i32> {
+    let desired = &all.workspaces[name];
+    let applier = Applier::new(backend, ctx, true);
+    let settled = reconcile::converge_workspace(&applier, all, name, Some(root), Some(observed))
+        .await
+        .map_err(|e| {
+            let hint = e.hint.clone().map(|h| format!("{h}; ")).unwrap_or_default();
+            e.hint(format!("{hint}the jj workspace exists: once fixed, run `ajj reconcile` to finish its environment"))
         })?;
 
-        // The new workspace's own aether.toml decides. If it is invalid the
-        // workspace is undone, so a bad config leaves nothing behind. So
-        // does a `.env` the revision carries that Aether must not touch.
-        let config = match check_env_file(&root, args.allow_unignored_env)
-            .and_then(|()| config::load_from_root(&root))
-        {
-            Ok(c) => c,
-            Err(e) => {
-                rollback(&ctx.workspace_root, &name, &root, dest_existed);
-                undo_network().await;
-                let fix = match e.code {
-                    ErrorCode::ConfigInvalid => {
-                        "fix aether.toml in the revision you add the workspace from".into()
-                    }
-                    _ => e.hint.clone().unwrap_or_default(),
-                };
-                return Err(e.detail("rolled_back", true).hint(format!(
-                    "{fix}, then run `ajj workspace add` again (the jj workspace {name:?} was forgotten again)"
-                )));
-            }
-        };
-        if (config.services.is_empty() || root != predicted_root) && network_id.is_some() {
-            undo_network().await;
-            observed
-                .networks
-                .retain(|n| Some(n.id.as_str()) != network_id.as_deref());
-        }
-        let mut others = others
-            .map_err(|e| CommandError::new(ErrorCode::Internal, format!("jj task failed: {e}")))
-            .and_then(|r| r)?;
-        others.push(jj::WorkspaceEntry {
-            name: name.clone(),
-            root: Some(root.clone()),
-            recorded_root: Some(root.clone()),
-        });
-        reconcile::recall_roots(&ctx, &mut others);
-        let mut all = Desired::shallow(&others);
-        all.roots.insert(root.clone(), name.clone());
-        all.workspaces.insert(
-            name.clone(),
-            DesiredWorkspace {
-                root: root.clone(),
-                config,
-            },
+    let mut warnings = applier.warnings.lock().unwrap().clone();
+    if !desired.config.services.is_empty() && !envfile::is_ignored(root) {
+        let w = format!(
+            "{} is not ignored, so jj will snapshot your service credentials into a commit; add `.env` to .gitignore (`ajj init` does it)",
+            root.join(envfile::FILE_NAME).display()
         );
-        let desired = &all.workspaces[&name];
-        let applier = Applier::new(&backend, &ctx, true);
-        let settled = reconcile::converge_workspace(&applier, &all, &name, Some(&root), Some(observed))
-            .await
-            .map_err(|e| {
-                let hint = e.hint.clone().map(|h| format!("{h}; ")).unwrap_or_default();
-                e.hint(format!("{hint}the jj workspace exists: once fixed, run `ajj reconcile` to finish its environment"))
-            })?;
-
-        let mut warnings = applier.warnings.lock().unwrap().clone();
-        if !desired.config.services.is_empty() && !envfile::is_ignored(&root) {
-            let w = format!(
-                "{} is not ignored, so jj will snapshot your service credentials into a commit; add `.env` to .gitignore (`ajj init` does it)",
-                root.join(envfile::FILE_NAME).display()
-            );
-            eprintln!("warning: {w}");
-            warnings.push(w);
+        eprintln!("warning: {w}");
+        warnings.push(w);
+    }
+    let r = report::workspace_report(
+        name,
+        root,
+        &desired.config,
+        &settled.observed,
+        &settled.ports,
+        backend.kind(),
+        backend.client_host(),
+        backend.remote_host(),
+        warnings,
+    );
+    if args.json {
+        print_json(&r);
+    } else {
+        report::print_human(&r);
+        if settled.env_written {
+            println!("Wrote {}", r.env_file);
         }
-        let r = report::workspace_report(
-            &name,
-            &root,
-            &desired.config,
-            &settled.observed,
-            &settled.ports,
-            backend.kind(),
-            backend.client_host(),
-            backend.remote_host(),
-            warnings,
-        );
-        if args.json {
-            print_json(&r);
-        } else {
-            report::print_human(&r);
-            if settled.env_written {
-                println!("Wrote {}", r.env_file);
-            }
-        }
-        Ok(0)
-    })
+    }
+    Ok(0)
 }
 
 /// Whatever `.env` exists right after `jj workspace add` was checked out

@@ -8,10 +8,12 @@ use crate::commands::{self, print_json};
 use crate::model::desired::Desired;
 use crate::model::envfile;
 use crate::model::jj;
+use crate::model::repo::RepoContext;
 use crate::reconcile::report::SCHEMA_VERSION;
-use crate::reconcile::{self, apply::Applier, plan::Action};
+use crate::reconcile::{self, apply::Applier, plan::Action, Settled};
 use serde_json::json;
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 /// Forget workspaces and remove their containers, volumes and network
 ///
@@ -31,8 +33,24 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let mut entries = jj::list_workspaces(&ctx.workspace_root)?;
     // Remembered first: a `jj undo` of this forget finds the root again.
     reconcile::recall_roots(&ctx, &mut entries);
+    let names = chosen_workspaces(&ctx, &entries, &args)?;
+    // Sorted, so two forgets of overlapping sets cannot deadlock.
+    let _locks = names
+        .iter()
+        .map(|n| crate::model::repo::lock_workspace(&ctx, n))
+        .collect::<Result<Vec<_>>>()?;
+    crate::base::runtime::block_on(forget_and_remove(helper, &ctx, &entries, &names, args.json))
+}
+
+/// The named workspaces (else the current one), sorted and deduplicated,
+/// each known to jj.
+fn chosen_workspaces(
+    ctx: &RepoContext,
+    entries: &[jj::WorkspaceEntry],
+    args: &Args,
+) -> Result<Vec<String>> {
     let mut names = if args.workspaces.is_empty() {
-        vec![commands::current_workspace(&ctx, &entries)?]
+        vec![commands::current_workspace(ctx, entries)?]
     } else {
         args.workspaces.clone()
     };
@@ -49,90 +67,113 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
             .detail("workspace", n));
         }
     }
-    // Sorted, so two forgets of overlapping sets cannot deadlock.
-    let _locks = names
-        .iter()
-        .map(|n| crate::model::repo::lock_workspace(&ctx, n))
-        .collect::<Result<Vec<_>>>()?;
-    crate::base::runtime::block_on(async {
-        // Docker first: forgetting in jj but leaving containers would be half a job.
-        // Where the environments are, which may not be where new ones go.
-        let spec = helper.workspace_backend(&ctx, &names[0])?;
-        let backend = helper.connect(&ctx, &spec).await?;
-        let mut jj_args: Vec<OsString> = vec!["workspace".into(), "forget".into()];
-        jj_args.extend(names.iter().map(OsString::from));
-        jj::run_visible(&jj_args, &ctx.workspace_root, args.json, "workspace forget")?;
+    Ok(names)
+}
 
-        let applier = Applier::new(&backend, &ctx, !args.json);
-        let remaining: Vec<_> = entries
+async fn forget_and_remove(
+    helper: &CommandHelper,
+    ctx: &RepoContext,
+    entries: &[jj::WorkspaceEntry],
+    names: &[String],
+    json: bool,
+) -> Result<i32> {
+    // Docker first: forgetting in jj but leaving containers would be half a job.
+    // Where the environments are, which may not be where new ones go.
+    let spec = helper.workspace_backend(ctx, &names[0])?;
+    let backend = helper.connect(ctx, &spec).await?;
+    let mut jj_args: Vec<OsString> = vec!["workspace".into(), "forget".into()];
+    jj_args.extend(names.iter().map(OsString::from));
+    jj::run_visible(&jj_args, &ctx.workspace_root, json, "workspace forget")?;
+
+    let applier = Applier::new(&backend, ctx, !json);
+    let results = remove_environments(&applier, entries, names).await;
+    let mut forgotten = Vec::new();
+    let mut first_error = None;
+    for (name, result) in names.iter().zip(results) {
+        let root = entries
             .iter()
-            .filter(|e| !names.contains(&e.name))
+            .find(|e| &e.name == name)
+            .and_then(|e| e.root.clone());
+        if let Some(root) = &root {
+            if let Err(e) = clear_generated_env(root) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match result {
+            Ok(settled) => {
+                forgotten.push(forgotten_json(name, root, &settled));
+                if !json {
+                    println!("Forgot {name}: removed {} object(s)", settled.actions.len());
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e.hint(
+            "jj has forgotten the workspace; run `ajj reconcile` to finish removing its resources",
+        ));
+    }
+    if json {
+        print_json(
+            &json!({ "schema_version": SCHEMA_VERSION, "backend": backend.kind(), "forgotten": forgotten }),
+        );
+    }
+    Ok(0)
+}
+
+/// Converges each forgotten workspace to nothing, all at once; one result
+/// per name, in order.
+async fn remove_environments<B: Backend>(
+    applier: &Applier<'_, B>,
+    entries: &[jj::WorkspaceEntry],
+    names: &[String],
+) -> Vec<Result<Settled>> {
+    let remaining: Vec<_> = entries
+        .iter()
+        .filter(|e| !names.contains(&e.name))
+        .cloned()
+        .collect();
+    let desired = Desired::shallow(&remaining);
+    let root_of = |n: &String| {
+        entries
+            .iter()
+            .find(|e| &e.name == n)
+            .and_then(|e| e.recorded_root.clone())
+    };
+    let roots: Vec<_> = names.iter().map(root_of).collect();
+    let jobs = names.iter().zip(&roots).map(|(n, root)| {
+        reconcile::converge_workspace(applier, &desired, n, root.as_deref(), None)
+    });
+    futures_util::future::join_all(jobs).await
+}
+
+/// The directory stays, but its variables would now point nowhere.
+fn clear_generated_env(root: &Path) -> Result<()> {
+    if let Some(records) = crate::model::trust::Records::user() {
+        records.forget_generated(root);
+    }
+    envfile::clear(root).map(|_| ())
+}
+
+fn forgotten_json(name: &str, root: Option<PathBuf>, settled: &Settled) -> serde_json::Value {
+    let removed = |f: fn(&Action) -> Option<&String>| {
+        settled
+            .actions
+            .iter()
+            .filter_map(|s| f(&s.action))
             .cloned()
-            .collect();
-        let desired = Desired::shallow(&remaining);
-        let root_of = |n: &String| {
-            entries
-                .iter()
-                .find(|e| &e.name == n)
-                .and_then(|e| e.recorded_root.clone())
-        };
-        let roots: Vec<_> = names.iter().map(root_of).collect();
-        let jobs = names.iter().zip(&roots).map(|(n, root)| {
-            reconcile::converge_workspace(&applier, &desired, n, root.as_deref(), None)
-        });
-        let results = futures_util::future::join_all(jobs).await;
-        let mut forgotten = Vec::new();
-        let mut first_error = None;
-        for (name, result) in names.iter().zip(results) {
-            let root = entries
-                .iter()
-                .find(|e| &e.name == name)
-                .and_then(|e| e.root.clone());
-            if let Some(root) = &root {
-                // The directory stays, but its variables would now point nowhere.
-                if let Some(records) = crate::model::trust::Records::user() {
-                    records.forget_generated(root);
-                }
-                if let Err(e) = envfile::clear(root) {
-                    first_error.get_or_insert(e);
-                }
-            }
-            match result {
-                Ok(settled) => {
-                    let removed = |f: fn(&Action) -> Option<&String>| {
-                        settled
-                            .actions
-                            .iter()
-                            .filter_map(|s| f(&s.action))
-                            .cloned()
-                            .collect::<Vec<_>>()
-                    };
-                    forgotten.push(json!({
-                        "name": name,
-                        "workspace_root": root.map(|r| r.display().to_string()),
-                        "removed": {
-                            "containers": removed(|a| match a { Action::RemoveContainer { container, .. } => Some(container), _ => None }),
-                            "volumes": removed(|a| match a { Action::RemoveVolume { volume, .. } => Some(volume), _ => None }),
-                            "networks": removed(|a| match a { Action::RemoveNetwork { network, .. } => Some(network), _ => None }),
-                        }
-                    }));
-                    if !args.json {
-                        println!("Forgot {name}: removed {} object(s)", settled.actions.len());
-                    }
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "name": name,
+        "workspace_root": root.map(|r| r.display().to_string()),
+        "removed": {
+            "containers": removed(|a| match a { Action::RemoveContainer { container, .. } => Some(container), _ => None }),
+            "volumes": removed(|a| match a { Action::RemoveVolume { volume, .. } => Some(volume), _ => None }),
+            "networks": removed(|a| match a { Action::RemoveNetwork { network, .. } => Some(network), _ => None }),
         }
-        if let Some(e) = first_error {
-            return Err(e.hint("jj has forgotten the workspace; run `ajj reconcile` to finish removing its resources"));
-        }
-        if args.json {
-            print_json(
-                &json!({ "schema_version": SCHEMA_VERSION, "backend": backend.kind(), "forgotten": forgotten }),
-            );
-        }
-        Ok(0)
     })
 }
