@@ -457,3 +457,94 @@ fn hooks_install_defaults_to_shell_and_jj_and_dry_run_changes_nothing() {
     assert!(!home.join(".bashrc").exists(), "only $SHELL's hook");
     repo.jj(&["config", "get", "aliases.wsa"]).success();
 }
+
+/// The dry run shows exactly what the pass then does: the object, the host
+/// port each container will bind (the sticky one, from `.env`) and, for a
+/// drift, the fields that changed, without reading any value.
+#[test]
+fn the_dry_run_names_objects_sticky_ports_and_changed_fields_and_the_pass_does_that() {
+    let Some(()) = env() else { return };
+    let two = format!(
+        "{}\n{}",
+        busybox_web("env = { GREETING = \"hi\" }"),
+        busybox_web("").replace("[services.web]", "[services.api]")
+    );
+    let repo = TestRepo::new(Some(&two));
+    repo.add("feat");
+    let ws = repo.ws("feat");
+    let vars = dotenv(&ws.join(".env"));
+    let api_port: u64 = vars["API_PORT"].parse().unwrap();
+    let web_port: u64 = vars["WEB_PORT"].parse().unwrap();
+    let api = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=dev.aether.workspace=feat",
+        "--filter",
+        "label=dev.aether.service=api",
+    ]);
+    docker(&["rm", "-f", &api]);
+    let toml = ws.join("aether.toml");
+    let edited = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("GREETING = \"hi\"", "GREETING = \"hello\"");
+    std::fs::write(&toml, edited).unwrap();
+
+    let dry = repo
+        .ajj(&["reconcile", "--dry-run", "--json"])
+        .success()
+        .json();
+    let planned = actions_for(&dry, "feat");
+    assert_eq!(planned.len(), 2, "{dry}");
+    let create = planned
+        .iter()
+        .find(|a| a["action"] == "create_container")
+        .unwrap();
+    assert_eq!(create["service"], "api");
+    assert_eq!(create["reason"], "missing");
+    assert_eq!(
+        create["ports"]["8080"], api_port,
+        "the sticky port: {create}"
+    );
+    assert!(
+        create["object"].as_str().unwrap().ends_with("-api"),
+        "{create}"
+    );
+    let recreate = planned
+        .iter()
+        .find(|a| a["action"] == "recreate_container")
+        .unwrap();
+    assert_eq!(recreate["reason"], "drifted");
+    assert_eq!(
+        recreate["changed"],
+        serde_json::json!(["env.GREETING"]),
+        "{recreate}"
+    );
+    assert_eq!(recreate["ports"]["8080"], web_port);
+    let dump = dry.to_string();
+    assert!(!dump.contains("hello"), "no value is reported: {dump}");
+
+    let pass = repo.ajj(&["reconcile", "--json"]).success().json();
+    let done = actions_for(&pass, "feat");
+    let strip = |v: &[&Value]| -> Vec<Value> {
+        let mut v: Vec<Value> = v
+            .iter()
+            .map(|a| {
+                let mut a = (*a).clone();
+                a.as_object_mut().unwrap().remove("duration_ms");
+                a
+            })
+            .collect();
+        v.sort_by_key(|a| a.to_string());
+        v
+    };
+    assert_eq!(
+        strip(&done),
+        strip(&planned),
+        "the pass did what the dry run said"
+    );
+    let after = dotenv(&ws.join(".env"));
+    assert_eq!(after["API_PORT"], vars["API_PORT"]);
+    assert_eq!(after["WEB_PORT"], vars["WEB_PORT"]);
+    repo.ajj(&["workspace", "forget", "feat"]).success();
+}

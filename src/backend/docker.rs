@@ -14,7 +14,7 @@ use super::{BackendError, ExecOutput, Fault, Result};
 use crate::backend::readiness;
 use crate::backend::ssh::forward::Forwarder;
 use crate::backend::ssh::{mux, Master};
-use crate::backend::{Forward, Forwarding, Naming};
+use crate::backend::{Forward, Forwarding, Naming, PortModel};
 use crate::base::error::{CommandError, ErrorCode, Result as CmdResult};
 use crate::model::repo::object_key;
 use bollard::errors::Error as BollardError;
@@ -523,6 +523,87 @@ impl DockerBackend {
         Ok(())
     }
 
+    /// Without a pool the engine picks the range; with one, each try is a
+    /// free /24 of it, and a range taken meanwhile moves on to the next.
+    async fn subnet_tries(&self, name: &str) -> Result<Vec<Option<subnets::Cidr>>> {
+        Ok(match subnets::pool_from_env()? {
+            None => vec![None],
+            Some(pool) => {
+                let used = self.used_subnets().await?;
+                let seed = name
+                    .bytes()
+                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+                subnets::candidates(pool, &used, seed)
+                    .into_iter()
+                    .take(32)
+                    .map(Some)
+                    .collect()
+            }
+        })
+    }
+
+    async fn create_network(
+        &self,
+        ws: WorkspaceRef<'_>,
+        name: &str,
+        tries: &[Option<subnets::Cidr>],
+    ) -> Result<String> {
+        for subnet in tries {
+            self.count();
+            let req = NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(self.base_labels(ws)),
+                ipam: subnet.map(|s| Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(s.to_string()),
+                        gateway: Some(subnets::gateway(s)),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            match self.docker.create_network(req).await {
+                Ok(r) => return Ok(r.id),
+                Err(BollardError::DockerResponseServerError { message, .. })
+                    if subnet.is_some() && refusal(&message) == Some(Refusal::SubnetOverlaps) =>
+                {
+                    continue
+                }
+                Err(BollardError::DockerResponseServerError { message, .. })
+                    if refusal(&message) == Some(Refusal::PoolExhausted) =>
+                {
+                    return Err(BackendError::from(CommandError::new(
+                        ErrorCode::NetworkPoolExhausted,
+                        format!("Docker has no address range left for network {name}: {message}"),
+                    )
+                    .hint(format!(
+                        "each workspace has its own network and Docker's default pools hold about 30; \
+                         forget unused workspaces (`ajj status --all`), give Aether a range of its own \
+                         ({}=10.203.0.0/16, one /24 per workspace), or give Docker more, smaller pools in \
+                         /etc/docker/daemon.json: {{\"default-address-pools\": [{{\"base\": \"172.80.0.0/12\", \"size\": 24}}]}}",
+                        subnets::ENV
+                    ))))
+                }
+                Err(e) => return Err(self.api_error(&format!("creating network {name}"), e)),
+            }
+        }
+        Err(BackendError::from(
+            CommandError::new(
+                ErrorCode::NetworkPoolExhausted,
+                format!(
+                    "{} has no free /24 left for network {name}",
+                    std::env::var(subnets::ENV).unwrap_or_default()
+                ),
+            )
+            .hint(format!(
+                "forget unused workspaces, or set {} to a larger range",
+                subnets::ENV
+            )),
+        ))
+    }
+
     async fn used_subnets(&self) -> Result<Vec<subnets::Cidr>> {
         self.count();
         let all = self
@@ -628,8 +709,11 @@ impl Backend for DockerBackend {
         self.remote.as_ref().map(|m| m.target.to_string())
     }
 
-    fn forwards_ports(&self) -> bool {
-        self.remote.is_some()
+    fn port_model(&self) -> PortModel {
+        match self.remote {
+            Some(_) => PortModel::ForwardedToHost,
+            None => PortModel::Published,
+        }
     }
 
     async fn serving(&self, live: &LiveStatus, container_port: u16, client_port: u16) -> bool {
@@ -799,77 +883,8 @@ impl Backend for DockerBackend {
         {
             return Ok(oldest.1);
         }
-        let pool = subnets::pool_from_env()?;
-        // Without a pool the engine picks the range; with one, each try is
-        // a free /24 of it, and a range taken meanwhile moves on to the next.
-        let tries: Vec<Option<subnets::Cidr>> = match pool {
-            None => vec![None],
-            Some(pool) => {
-                let used = self.used_subnets().await?;
-                let seed = name
-                    .bytes()
-                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-                subnets::candidates(pool, &used, seed)
-                    .into_iter()
-                    .take(32)
-                    .map(Some)
-                    .collect()
-            }
-        };
-        for subnet in &tries {
-            self.count();
-            let req = NetworkCreateRequest {
-                name: name.clone(),
-                driver: Some("bridge".into()),
-                labels: Some(self.base_labels(ws)),
-                ipam: subnet.map(|s| Ipam {
-                    config: Some(vec![IpamConfig {
-                        subnet: Some(s.to_string()),
-                        gateway: Some(subnets::gateway(s)),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            match self.docker.create_network(req).await {
-                Ok(r) => return Ok(r.id),
-                Err(BollardError::DockerResponseServerError { message, .. })
-                    if subnet.is_some() && refusal(&message) == Some(Refusal::SubnetOverlaps) =>
-                {
-                    continue
-                }
-                Err(BollardError::DockerResponseServerError { message, .. })
-                    if refusal(&message) == Some(Refusal::PoolExhausted) =>
-                {
-                    return Err(BackendError::from(CommandError::new(
-                        ErrorCode::NetworkPoolExhausted,
-                        format!("Docker has no address range left for network {name}: {message}"),
-                    )
-                    .hint(format!(
-                        "each workspace has its own network and Docker's default pools hold about 30; \
-                         forget unused workspaces (`ajj status --all`), give Aether a range of its own \
-                         ({}=10.203.0.0/16, one /24 per workspace), or give Docker more, smaller pools in \
-                         /etc/docker/daemon.json: {{\"default-address-pools\": [{{\"base\": \"172.80.0.0/12\", \"size\": 24}}]}}",
-                        subnets::ENV
-                    ))))
-                }
-                Err(e) => return Err(self.api_error(&format!("creating network {name}"), e)),
-            }
-        }
-        Err(BackendError::from(
-            CommandError::new(
-                ErrorCode::NetworkPoolExhausted,
-                format!(
-                    "{} has no free /24 left for network {name}",
-                    std::env::var(subnets::ENV).unwrap_or_default()
-                ),
-            )
-            .hint(format!(
-                "forget unused workspaces, or set {} to a larger range",
-                subnets::ENV
-            )),
-        ))
+        let tries = self.subnet_tries(&name).await?;
+        self.create_network(ws, &name, &tries).await
     }
 
     async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()> {

@@ -184,6 +184,21 @@ pub enum EventKind {
     Removed,
 }
 
+/// How a client port on this machine reaches a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortModel {
+    /// The engine binds the client port itself, on this machine's
+    /// 127.0.0.1 (local Docker).
+    Published,
+    /// The client port is reserved here and forwarded to the port the
+    /// engine published on its own host's 127.0.0.1 (Docker over SSH).
+    ForwardedToHost,
+    /// The client port is reserved here and forwarded to a cluster
+    /// Service's port (Kubernetes).
+    #[allow(dead_code)] // the Kubernetes backend's, which is not built yet
+    ForwardedToService,
+}
+
 /// One forward: 127.0.0.1:`local` here → the port `remote` where the
 /// backend serves it (the engine's published port on a remote host; a
 /// Service port in a cluster).
@@ -229,12 +244,14 @@ pub trait Backend: Naming {
     }
     /// Host that clients use to reach published ports.
     fn client_host(&self) -> &str;
-    /// False when the engine binds the client ports itself (local Docker).
-    /// True when they are only reserved here and forwarded while `ajj run`
-    /// or `ajj tunnel` runs; the engine then publishes ports of its own
-    /// choosing on its host.
+    /// How clients reach the services' ports.
+    fn port_model(&self) -> PortModel {
+        PortModel::Published
+    }
+    /// True when client ports are only reserved here (in the user's ledger)
+    /// and forwarded while `ajj run` or `ajj tunnel` runs.
     fn forwards_ports(&self) -> bool {
-        false
+        self.port_model() != PortModel::Published
     }
     /// Whether something serves `container_port` of a running container,
     /// whose clients use `client_port`. Readiness polls this.

@@ -3,6 +3,7 @@
 //! the whole state, never on what woke the reconciler.
 
 use crate::backend::{Observed, ObservedContainer, ObservedObject, ServiceState};
+use crate::model::config::Service;
 use crate::model::desired::Desired;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -251,21 +252,8 @@ pub fn scoped(desired: &Desired, observed: &Observed, scope: &Scope) -> Observed
 }
 
 pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action> {
-    let mut actions = Vec::new();
     let observed = scoped(desired, observed, scope);
-
-    // Objects found under another name at a live workspace's root: a rename.
-    let mut renames = BTreeSet::new();
-    for (label, root) in labels(&observed) {
-        let p = place(desired, label, root);
-        if p.live && p.home != label && desired.workspaces.contains_key(p.home) {
-            renames.insert((p.home.to_string(), label.clone()));
-        }
-    }
-    for (workspace, from) in renames {
-        actions.push(Action::AdoptWorkspace { workspace, from });
-    }
-
+    let mut actions = adoptions(desired, &observed);
     let gone_home = gone_homes(desired, &observed);
     let gone = |p: &Placement, root: Option<&Path>| -> String {
         root.and_then(|r| gone_home.get(r))
@@ -293,119 +281,19 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
             Some(_) => by_service.entry((p.home, &c.service)).or_default().push(c),
         }
     }
-
     for (ws_name, ws) in &desired.workspaces {
-        let owned = |label: &str, root: Option<&Path>| {
-            let p = place(desired, label, root);
-            p.live && p.home == ws_name
-        };
         if !observed_any_scope(scope, ws_name) || ws.config.services.is_empty() {
             continue;
         }
-        let nets: Vec<&ObservedObject> = observed
-            .networks
-            .iter()
-            .filter(|n| owned(&n.workspace, n.root.as_deref()))
-            .collect();
-        // A renamed workspace's network is replaced (its name says the old
-        // workspace), once the containers have moved off it.
-        let (mut nets, renamed): (Vec<_>, Vec<_>) =
-            nets.into_iter().partition(|n| &n.workspace == ws_name);
-        for n in renamed {
-            actions.push(Action::RemoveNetwork {
-                workspace: ws_name.clone(),
-                network: n.id.clone(),
-                reason: Reason::Renamed,
-            });
-        }
-        if nets.is_empty() {
-            actions.push(Action::CreateNetwork {
-                workspace: ws_name.clone(),
-            });
-        }
-        // Keep the network the containers use (then the oldest); the rest go.
-        let attached = |n: &ObservedObject| {
-            observed
-                .containers
-                .iter()
-                .filter(|c| c.networks.contains(&n.id))
-                .count()
-        };
-        nets.sort_by_key(|n| (Reverse(attached(n)), n.created.clone(), n.id.clone()));
-        for extra in nets.iter().skip(1) {
-            actions.push(Action::RemoveNetwork {
-                workspace: ws_name.clone(),
-                network: extra.id.clone(),
-                reason: Reason::Duplicate,
-            });
-        }
+        actions.extend(plan_network(desired, &observed, ws_name));
         for (svc_name, svc) in &ws.config.services {
-            for volume in svc.spec.volumes.keys() {
-                let exists = observed.volumes.iter().any(|v| {
-                    owned(&v.workspace, v.root.as_deref())
-                        && &v.service == svc_name
-                        && &v.volume == volume
-                });
-                if !exists {
-                    actions.push(Action::CreateVolume {
-                        workspace: ws_name.clone(),
-                        service: svc_name.clone(),
-                        volume: volume.clone(),
-                    });
-                }
-            }
-            let hash = svc.spec.config_hash();
-            let mut present = by_service
+            actions.extend(plan_volumes(desired, &observed, ws_name, svc_name, svc));
+            let present = by_service
                 .remove(&(ws_name.as_str(), svc_name.as_str()))
                 .unwrap_or_default();
-            present.sort_by_key(|c| rank(c, ws_name, &hash));
-            let mut present = present.into_iter();
-            match present.next() {
-                None => actions.push(Action::CreateContainer {
-                    workspace: ws_name.clone(),
-                    service: svc_name.clone(),
-                    reason: Reason::Missing,
-                }),
-                Some(c)
-                    if &c.workspace != ws_name
-                        || c.config_hash != hash
-                        || matches!(c.state, ServiceState::Dead) =>
-                {
-                    actions.push(Action::RecreateContainer {
-                        workspace: ws_name.clone(),
-                        service: svc_name.clone(),
-                        container: c.name.clone(),
-                        reason: if &c.workspace != ws_name {
-                            Reason::Renamed
-                        } else if c.config_hash != hash {
-                            Reason::Drifted
-                        } else {
-                            Reason::Stopped
-                        },
-                    })
-                }
-                Some(c) if matches!(c.state, ServiceState::Created | ServiceState::Exited) => {
-                    actions.push(Action::StartContainer {
-                        workspace: ws_name.clone(),
-                        service: svc_name.clone(),
-                        container: c.name.clone(),
-                        reason: Reason::Stopped,
-                    })
-                }
-                // Running, restarting (Docker's own backoff), paused (the user's choice).
-                Some(_) => {}
-            }
-            for extra in present {
-                actions.push(Action::RemoveContainer {
-                    workspace: ws_name.clone(),
-                    service: svc_name.clone(),
-                    container: extra.name.clone(),
-                    reason: Reason::Duplicate,
-                });
-            }
+            actions.extend(plan_service(ws_name, svc_name, svc, present));
         }
     }
-
     // Volumes of a removed service stay until the workspace goes: dropping a
     // line from aether.toml by mistake must not cost the user their data.
     let mut seen = BTreeSet::new();
@@ -428,6 +316,150 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
                 reason: Reason::WorkspaceGone,
             });
         }
+    }
+    actions
+}
+
+/// Objects found under another name at a live workspace's root: a rename.
+fn adoptions(desired: &Desired, observed: &Observed) -> Vec<Action> {
+    let mut renames = BTreeSet::new();
+    for (label, root) in labels(observed) {
+        let p = place(desired, label, root);
+        if p.live && p.home != label && desired.workspaces.contains_key(p.home) {
+            renames.insert((p.home.to_string(), label.clone()));
+        }
+    }
+    renames
+        .into_iter()
+        .map(|(workspace, from)| Action::AdoptWorkspace { workspace, from })
+        .collect()
+}
+
+/// The workspace's network: made when missing, replaced after a rename (its
+/// name says the old workspace, once the containers have moved off it), and
+/// twins removed, keeping the one containers use (then the oldest).
+fn plan_network(desired: &Desired, observed: &Observed, ws_name: &str) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let nets: Vec<&ObservedObject> = observed
+        .networks
+        .iter()
+        .filter(|n| {
+            let p = place(desired, &n.workspace, n.root.as_deref());
+            p.live && p.home == ws_name
+        })
+        .collect();
+    let (mut nets, renamed): (Vec<_>, Vec<_>) =
+        nets.into_iter().partition(|n| n.workspace == ws_name);
+    for n in renamed {
+        actions.push(Action::RemoveNetwork {
+            workspace: ws_name.to_string(),
+            network: n.id.clone(),
+            reason: Reason::Renamed,
+        });
+    }
+    if nets.is_empty() {
+        actions.push(Action::CreateNetwork {
+            workspace: ws_name.to_string(),
+        });
+    }
+    let attached = |n: &ObservedObject| {
+        observed
+            .containers
+            .iter()
+            .filter(|c| c.networks.contains(&n.id))
+            .count()
+    };
+    nets.sort_by_key(|n| (Reverse(attached(n)), n.created.clone(), n.id.clone()));
+    for extra in nets.iter().skip(1) {
+        actions.push(Action::RemoveNetwork {
+            workspace: ws_name.to_string(),
+            network: extra.id.clone(),
+            reason: Reason::Duplicate,
+        });
+    }
+    actions
+}
+
+/// The service's volumes that its workspace does not have yet.
+fn plan_volumes(
+    desired: &Desired,
+    observed: &Observed,
+    ws_name: &str,
+    svc_name: &str,
+    svc: &Service,
+) -> Vec<Action> {
+    svc.spec
+        .volumes
+        .keys()
+        .filter(|volume| {
+            !observed.volumes.iter().any(|v| {
+                let p = place(desired, &v.workspace, v.root.as_deref());
+                p.live && p.home == ws_name && v.service == svc_name && &v.volume == *volume
+            })
+        })
+        .map(|volume| Action::CreateVolume {
+            workspace: ws_name.to_string(),
+            service: svc_name.to_string(),
+            volume: volume.clone(),
+        })
+        .collect()
+}
+
+/// One service's container: the best one present is kept, started or
+/// recreated (and why); the others are duplicates.
+fn plan_service(
+    ws_name: &str,
+    svc_name: &str,
+    svc: &Service,
+    mut present: Vec<&ObservedContainer>,
+) -> Vec<Action> {
+    let hash = svc.spec.config_hash();
+    let (workspace, service) = (ws_name.to_string(), svc_name.to_string());
+    present.sort_by_key(|c| rank(c, ws_name, &hash));
+    let mut present = present.into_iter();
+    let mut actions = Vec::new();
+    match present.next() {
+        None => actions.push(Action::CreateContainer {
+            workspace: workspace.clone(),
+            service: service.clone(),
+            reason: Reason::Missing,
+        }),
+        Some(c)
+            if c.workspace != ws_name
+                || c.config_hash != hash
+                || matches!(c.state, ServiceState::Dead) =>
+        {
+            actions.push(Action::RecreateContainer {
+                workspace: workspace.clone(),
+                service: service.clone(),
+                container: c.name.clone(),
+                reason: if c.workspace != ws_name {
+                    Reason::Renamed
+                } else if c.config_hash != hash {
+                    Reason::Drifted
+                } else {
+                    Reason::Stopped
+                },
+            })
+        }
+        Some(c) if matches!(c.state, ServiceState::Created | ServiceState::Exited) => {
+            actions.push(Action::StartContainer {
+                workspace: workspace.clone(),
+                service: service.clone(),
+                container: c.name.clone(),
+                reason: Reason::Stopped,
+            })
+        }
+        // Running, restarting (the engine's own backoff), paused (the user's choice).
+        Some(_) => {}
+    }
+    for extra in present {
+        actions.push(Action::RemoveContainer {
+            workspace: workspace.clone(),
+            service: service.clone(),
+            container: extra.name.clone(),
+            reason: Reason::Duplicate,
+        });
     }
     actions
 }

@@ -223,107 +223,124 @@ pub struct ActionReport<'a> {
 
 impl<'a> ActionReport<'a> {
     pub fn new(step: &'a Step) -> Self {
-        let mut r = ActionReport {
-            action: "",
-            workspace: step.action.workspace(),
-            from: None,
-            service: None,
-            container: None,
-            volume: None,
-            network: None,
-            reason: None,
-            object: &step.object,
-            ports: None,
-            volumes: None,
-            changed: None,
-        };
-        match &step.action {
-            Action::AdoptWorkspace { from, .. } => {
-                r.action = "adopt_workspace";
-                r.from = Some(from.as_str());
-            }
-            Action::CreateNetwork { .. } => r.action = "create_network",
-            Action::CreateVolume {
-                service, volume, ..
-            } => {
-                r.action = "create_volume";
-                (r.service, r.volume) = (Some(service.as_str()), Some(volume.as_str()));
-            }
-            Action::CreateContainer {
-                service, reason, ..
-            } => {
-                r.action = "create_container";
-                (r.service, r.reason) = (Some(service.as_str()), Some(*reason));
-            }
-            Action::RecreateContainer {
-                service,
-                container,
-                reason,
-                ..
-            } => {
-                r.action = "recreate_container";
-                (r.service, r.container, r.reason) = (
-                    Some(service.as_str()),
-                    Some(container.as_str()),
-                    Some(*reason),
-                );
-                if *reason == Reason::Drifted {
-                    r.changed = Some(step.changed.as_ref());
-                }
-            }
-            Action::StartContainer {
-                service,
-                container,
-                reason,
-                ..
-            } => {
-                r.action = "start_container";
-                (r.service, r.container, r.reason) = (
-                    Some(service.as_str()),
-                    Some(container.as_str()),
-                    Some(*reason),
-                );
-            }
-            Action::RemoveContainer {
-                service,
-                container,
-                reason,
-                ..
-            } => {
-                r.action = "remove_container";
-                (r.service, r.container, r.reason) = (
-                    Some(service.as_str()),
-                    Some(container.as_str()),
-                    Some(*reason),
-                );
-            }
-            Action::RemoveVolume { volume, reason, .. } => {
-                r.action = "remove_volume";
-                (r.volume, r.reason) = (Some(volume.as_str()), Some(*reason));
-            }
-            Action::RemoveNetwork {
-                network, reason, ..
-            } => {
-                r.action = "remove_network";
-                (r.network, r.reason) = (Some(network.as_str()), Some(*reason));
-            }
-        }
-        if matches!(
+        let (action, names) = names(&step.action);
+        let starts = matches!(
             step.action,
             Action::CreateContainer { .. }
                 | Action::RecreateContainer { .. }
                 | Action::StartContainer { .. }
-        ) {
-            r.ports = Some(
+        );
+        let drifted = matches!(
+            step.action,
+            Action::RecreateContainer {
+                reason: Reason::Drifted,
+                ..
+            }
+        );
+        ActionReport {
+            action,
+            workspace: step.action.workspace(),
+            from: names.from,
+            service: names.service,
+            container: names.container,
+            volume: names.volume,
+            network: names.network,
+            reason: names.reason,
+            object: &step.object,
+            ports: starts.then(|| {
                 step.ports
                     .iter()
                     .map(|(c, h)| (c.to_string(), *h))
-                    .collect(),
-            );
-            r.volumes = (!step.volumes.is_empty()).then_some(&step.volumes);
+                    .collect()
+            }),
+            volumes: (starts && !step.volumes.is_empty()).then_some(&step.volumes),
+            changed: drifted.then_some(step.changed.as_ref()),
         }
-        r
     }
+}
+
+/// The names an action carries, each where the report has a field for it.
+#[derive(Default)]
+struct Names<'a> {
+    from: Option<&'a str>,
+    service: Option<&'a str>,
+    container: Option<&'a str>,
+    volume: Option<&'a str>,
+    network: Option<&'a str>,
+    reason: Option<Reason>,
+}
+
+fn names(action: &Action) -> (&'static str, Names<'_>) {
+    let mut n = Names::default();
+    let kind = match action {
+        Action::AdoptWorkspace { from, .. } => {
+            n.from = Some(from.as_str());
+            "adopt_workspace"
+        }
+        Action::CreateNetwork { .. } => "create_network",
+        Action::CreateVolume {
+            service, volume, ..
+        } => {
+            (n.service, n.volume) = (Some(service.as_str()), Some(volume.as_str()));
+            "create_volume"
+        }
+        Action::CreateContainer {
+            service, reason, ..
+        } => {
+            (n.service, n.reason) = (Some(service.as_str()), Some(*reason));
+            "create_container"
+        }
+        Action::RecreateContainer {
+            service,
+            container,
+            reason,
+            ..
+        } => {
+            (n.service, n.container, n.reason) = (
+                Some(service.as_str()),
+                Some(container.as_str()),
+                Some(*reason),
+            );
+            "recreate_container"
+        }
+        Action::StartContainer {
+            service,
+            container,
+            reason,
+            ..
+        } => {
+            (n.service, n.container, n.reason) = (
+                Some(service.as_str()),
+                Some(container.as_str()),
+                Some(*reason),
+            );
+            "start_container"
+        }
+        Action::RemoveContainer {
+            service,
+            container,
+            reason,
+            ..
+        } => {
+            (n.service, n.container, n.reason) = (
+                Some(service.as_str()),
+                Some(container.as_str()),
+                Some(*reason),
+            );
+            "remove_container"
+        }
+        Action::RemoveVolume { volume, reason, .. } => {
+            (n.volume, n.reason) = (Some(volume.as_str()), Some(*reason));
+            "remove_volume"
+        }
+        Action::RemoveNetwork {
+            network, reason, ..
+        } => {
+            (n.network, n.reason) = (Some(network.as_str()), Some(*reason));
+            "remove_network"
+        }
+    };
+    (kind, n)
 }
 
 /// One line for humans: the action, and for a drift what changed.

@@ -333,25 +333,8 @@ impl Watcher {
         }
     }
 
-    /// One full pass. Returns whether a new workspace root began to be watched.
-    async fn pass<B: Backend>(&mut self, backend: &B, trigger: &Trigger) -> Result<bool> {
-        let now = Instant::now();
-        let hold = self.loops.held(now);
-        let latency = now.duration_since(trigger.first_seen);
-        self.log.emit(
-            "pass_started",
-            json!({ "cause": trigger.cause, "latency_ms": ms(latency), "held": hold }),
-            || format!("pass ({}, {} ms after it)", trigger.cause, ms(latency)),
-        );
-        let applier = Applier::new(backend, &self.ctx, false);
-        let options = PassOptions {
-            dry_run: false,
-            missing_root: self.options.missing_root,
-            hold,
-        };
-        let report = reconcile::reconcile_all(&applier, &options).await?;
-        let took = now.elapsed();
-
+    /// The pass's actions, `.env` writes and warnings, as events.
+    fn log_outcome(&self, report: &reconcile::PassReport, warnings: &[String]) {
         for step in &report.actions {
             let ws = step.action.workspace();
             let fields = serde_json::to_value(ActionReport::new(step)).unwrap_or_default();
@@ -371,19 +354,22 @@ impl Watcher {
                     format!("wrote .env of {ws}")
                 });
         }
-        for w in applier.warnings.lock().unwrap().iter() {
+        for w in warnings {
             self.log.emit("warning", json!({ "message": w }), || {
                 format!("warning: {w}")
             });
         }
+    }
+
+    /// Reports each workspace's error once while it stands, and
+    /// `recovered` when it is gone; a service that would not start is a
+    /// crash-loop strike. Returns the failing workspaces.
+    async fn log_errors<B: Backend>(
+        &mut self,
+        backend: &B,
+        report: &reconcile::PassReport,
+    ) -> BTreeSet<String> {
         let mut failing = BTreeSet::new();
-        if !report.errors.is_empty() {
-            // Failures may all be one lost backend: ask it, rather than
-            // read the errors.
-            if let Some(e) = lost(backend).await {
-                return Err(e);
-            }
-        }
         for (ws, e) in &report.errors {
             failing.insert(ws.clone());
             let key = format!("{}: {}", e.code.as_str(), e.message);
@@ -395,20 +381,17 @@ impl Watcher {
                 e.code,
                 ErrorCode::ServiceExited | ErrorCode::ReadinessTimeout
             ) {
+                let detail = |k: &str| {
+                    e.details
+                        .get(k)
+                        .and_then(|s| s.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                };
                 let death = BackendEvent {
                     workspace: ws.clone(),
-                    service: e
-                        .details
-                        .get("service")
-                        .and_then(|s| s.as_str())
-                        .unwrap_or_default()
-                        .to_string(),
-                    container: e
-                        .details
-                        .get("container")
-                        .and_then(|s| s.as_str())
-                        .unwrap_or_default()
-                        .to_string(),
+                    service: detail("service"),
+                    container: detail("container"),
                     kind: EventKind::Died { exit_code: None },
                 };
                 self.strike(backend, &death).await;
@@ -426,6 +409,36 @@ impl Watcher {
                 format!("{ws} is converged again")
             });
         }
+        failing
+    }
+
+    /// One full pass. Returns whether a new workspace root began to be watched.
+    async fn pass<B: Backend>(&mut self, backend: &B, trigger: &Trigger) -> Result<bool> {
+        let now = Instant::now();
+        let hold = self.loops.held(now);
+        let latency = now.duration_since(trigger.first_seen);
+        self.log.emit(
+            "pass_started",
+            json!({ "cause": trigger.cause, "latency_ms": ms(latency), "held": hold }),
+            || format!("pass ({}, {} ms after it)", trigger.cause, ms(latency)),
+        );
+        let applier = Applier::new(backend, &self.ctx, false);
+        let options = PassOptions {
+            dry_run: false,
+            missing_root: self.options.missing_root,
+            hold,
+        };
+        let report = reconcile::reconcile_all(&applier, &options).await?;
+        let took = now.elapsed();
+        self.log_outcome(&report, &applier.warnings.lock().unwrap());
+        if !report.errors.is_empty() {
+            // Failures may all be one lost backend: ask it, rather than
+            // read the errors.
+            if let Some(e) = lost(backend).await {
+                return Err(e);
+            }
+        }
+        let failing = self.log_errors(backend, &report).await;
         let now = Instant::now();
         for ws in report.durations.keys() {
             if !failing.contains(ws) {
