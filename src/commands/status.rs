@@ -6,9 +6,12 @@ use crate::base::error::Result;
 use crate::commands::CommandHelper;
 use crate::commands::{self, print_json};
 use crate::model::config;
+use crate::model::desired::Retention;
 use crate::model::jj::{self, WorkspaceEntry};
 use crate::model::repo::RepoContext;
 use crate::model::state;
+use crate::reconcile;
+use crate::reconcile::plan::rfc3339;
 use crate::reconcile::report::{self, WorkspaceReport, SCHEMA_VERSION};
 use serde_json::json;
 
@@ -34,16 +37,16 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let (backend, observed) =
         crate::base::runtime::block_on(connect_and_observe(helper, &ctx, only))?;
     let (reports, problems) = workspace_reports(&ctx, &scope, &backend, &observed);
-    let orphans = if args.all {
-        orphans(&scope, &observed)
-    } else {
-        vec![]
+    let (orphans, kept) = match args.all {
+        true => (orphans(&scope, &observed), kept(&ctx, &observed)?),
+        false => (vec![], vec![]),
     };
     let status = Status {
         scope: &scope,
         backend: backend.kind(),
         reports,
         orphans,
+        kept,
         problems,
     };
     if args.json {
@@ -120,6 +123,40 @@ fn workspace_reports(
 }
 
 /// Objects of workspaces jj no longer knows: what the next reconcile removes.
+/// Volumes kept from forgotten workspaces, with their age and expiry. The
+/// window is read only when something is kept.
+fn kept(ctx: &RepoContext, observed: &Observed) -> Result<Vec<serde_json::Value>> {
+    let ledger = state::load_kept(ctx);
+    if ledger.is_empty() {
+        return Ok(vec![]);
+    }
+    let retention = Retention {
+        window: reconcile::retention_window(ctx)?,
+        now: Retention::clock(),
+        kept: ledger,
+        ..Default::default()
+    };
+    Ok(observed
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let at = *retention.kept.get(&v.name)?;
+            let until = retention.until(&v.name)?;
+            let age = std::time::Duration::from_secs(retention.now.saturating_sub(at));
+            Some(json!({
+                "volume": v.name,
+                "workspace": v.workspace,
+                "service": v.service,
+                "workspace_root": v.root.as_ref().map(|r| r.display().to_string()),
+                "kept_at": rfc3339(at),
+                "kept_until": rfc3339(until),
+                "age": humantime::format_duration(age).to_string(),
+                "expired": until <= retention.now,
+            }))
+        })
+        .collect())
+}
+
 fn orphans(scope: &[WorkspaceEntry], observed: &Observed) -> Vec<serde_json::Value> {
     let live: Vec<&str> = scope
         .iter()
@@ -139,6 +176,7 @@ struct Status<'a> {
     backend: &'static str,
     reports: Vec<WorkspaceReport>,
     orphans: Vec<serde_json::Value>,
+    kept: Vec<serde_json::Value>,
     problems: Vec<serde_json::Value>,
 }
 
@@ -150,6 +188,7 @@ impl Status<'_> {
                 "backend": self.backend,
                 "workspaces": self.reports,
                 "orphans": self.orphans,
+                "kept": self.kept,
                 "problems": self.problems,
             }));
         } else if let Some(r) = self.reports.first() {
@@ -170,6 +209,15 @@ impl Status<'_> {
         }
         for o in &self.orphans {
             println!("orphan (removed by the next `ajj reconcile`): {o}");
+        }
+        for k in &self.kept {
+            println!(
+                "kept volume {} of forgotten workspace {} until {} (kept {} ago)",
+                k["volume"].as_str().unwrap_or_default(),
+                k["workspace"].as_str().unwrap_or_default(),
+                k["kept_until"].as_str().unwrap_or_default(),
+                k["age"].as_str().unwrap_or_default(),
+            );
         }
     }
 }

@@ -23,6 +23,62 @@ pub struct Desired {
     /// for a root belongs to whichever workspace lives there now, so a
     /// `jj workspace rename` keeps its volumes and ports.
     pub roots: BTreeMap<PathBuf, String>,
+    /// How long a gone workspace's data is kept, and what is kept so far.
+    pub retention: Retention,
+}
+
+/// The jj setting of how long a forgotten workspace's volumes are kept
+/// (`jj config set --user aether.keep-forgotten-data 7d`).
+pub const KEEP_DATA_KEY: &str = "aether.keep-forgotten-data";
+
+/// What the planner needs to keep a gone workspace's volumes for a window
+/// and delete them after it; all of it read before planning, so the planner
+/// stays pure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Zero (the default): a gone workspace's volumes go with it.
+    pub window: std::time::Duration,
+    /// Volume → when it was kept (seconds since the epoch).
+    pub kept: BTreeMap<String, u64>,
+    /// Seconds since the epoch, at the start of the pass.
+    pub now: u64,
+    /// Workspaces forgotten with `--purge`: their data goes at once.
+    pub purge: BTreeSet<String>,
+}
+
+impl Retention {
+    /// `0`, or a duration such as `30m` or `7d`.
+    pub fn parse_window(text: &str) -> Result<std::time::Duration> {
+        let text = text.trim();
+        if text == "0" {
+            return Ok(std::time::Duration::ZERO);
+        }
+        humantime::parse_duration(text).map_err(|e| {
+            CommandError::new(
+                ErrorCode::ConfigInvalid,
+                format!("{KEEP_DATA_KEY} is {text:?}: {e}"),
+            )
+            .hint(format!(
+                "write 0 or a duration: `jj config set --user {KEEP_DATA_KEY} 7d` (or 30m, 12h)"
+            ))
+            .detail("setting", KEEP_DATA_KEY)
+        })
+    }
+
+    /// When a kept volume's window ends (seconds since the epoch).
+    pub fn until(&self, volume: &str) -> Option<u64> {
+        self.kept
+            .get(volume)
+            .map(|at| at.saturating_add(self.window.as_secs()))
+    }
+
+    /// Seconds since the epoch, now.
+    pub fn clock() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
 }
 
 impl Desired {

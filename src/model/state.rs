@@ -84,3 +84,45 @@ pub fn save_roots(ctx: &RepoContext, roots: &BTreeMap<String, PathBuf>) -> Resul
     let bytes = serde_json::to_vec_pretty(roots).expect("roots serialise");
     write_atomic(&roots_path(ctx), &bytes, 0o600)
 }
+
+fn kept_path(ctx: &RepoContext) -> PathBuf {
+    ctx.state_dir().join("kept.json")
+}
+
+/// Volumes of gone workspaces kept for the retention window: volume → when
+/// it was kept (seconds since the epoch). Docker cannot relabel a volume,
+/// so the time lives here, beside the sticky ports.
+pub fn load_kept(ctx: &RepoContext) -> BTreeMap<String, u64> {
+    std::fs::read(kept_path(ctx))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Changes the kept ledger under a lock of its own: workspaces' passes run
+/// in parallel, in one process and in several.
+pub fn update_kept(
+    ctx: &RepoContext,
+    change: impl FnOnce(&mut BTreeMap<String, u64>),
+) -> Result<()> {
+    let dir = ctx.state_dir();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| crate::base::error::CommandError::io(dir.display(), e))?;
+    let lock_path = dir.join("kept.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| crate::base::error::CommandError::io(lock_path.display(), e))?;
+    lock.lock()
+        .map_err(|e| crate::base::error::CommandError::io(lock_path.display(), e))?;
+    let mut kept = load_kept(ctx);
+    let before = kept.clone();
+    change(&mut kept);
+    if kept != before {
+        let bytes = serde_json::to_vec_pretty(&kept).expect("kept ledger serialises");
+        write_atomic(&kept_path(ctx), &bytes, 0o600)?;
+    }
+    Ok(())
+}

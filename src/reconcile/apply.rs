@@ -152,7 +152,43 @@ impl<'a, B: Backend> Applier<'a, B> {
             "containers ready"
         );
         self.collect_garbage(&actions).await?;
-        self.record(workspace, desired, observed, new_ports, saved)
+        let keeps_data = self.keep_or_reclaim(&actions)?;
+        self.record(workspace, desired, observed, new_ports, saved, keeps_data)
+    }
+
+    /// Starts the clock of volumes kept for the retention window, and stops
+    /// it for those a workspace took back. True when data is kept: the
+    /// gone workspace's sticky ports then stay too, for an undo.
+    fn keep_or_reclaim(&self, actions: &[&Action]) -> Result<bool> {
+        let mut keeps = false;
+        let mut changes = Vec::new();
+        for a in actions {
+            match a {
+                Action::KeepVolume {
+                    volume, at, until, ..
+                } => {
+                    keeps = true;
+                    self.say(format!(
+                        "Keeping volume {volume} until {}",
+                        super::plan::rfc3339(*until)
+                    ));
+                    changes.push((volume, Some(*at)));
+                }
+                Action::ReclaimVolume { volume, .. } => changes.push((volume, None)),
+                _ => {}
+            }
+        }
+        if !changes.is_empty() {
+            state::update_kept(self.ctx, |k| {
+                for (volume, at) in changes {
+                    match at {
+                        Some(at) => k.insert(volume.clone(), at),
+                        None => k.remove(volume),
+                    };
+                }
+            })?;
+        }
+        Ok(keeps)
     }
 
     /// A renamed workspace takes over the state of its old name: the ports
@@ -332,7 +368,11 @@ impl<'a, B: Backend> Applier<'a, B> {
                         Action::RemoveVolume { volume, .. } => Some(
                             async move {
                                 self.say(format!("Removing volume {volume}"));
-                                self.backend.remove_volume(volume).await
+                                self.backend.remove_volume(volume).await?;
+                                state::update_kept(self.ctx, |k| {
+                                    k.remove(volume);
+                                })?;
+                                Ok(())
                             }
                             .boxed_local(),
                         ),
@@ -363,8 +403,15 @@ impl<'a, B: Backend> Applier<'a, B> {
         observed: &Observed,
         new_ports: BTreeMap<String, BTreeMap<u16, u16>>,
         mut saved: state::WorkspaceState,
+        keeps_data: bool,
     ) -> Result<Applied> {
         let Some(d) = desired else {
+            if keeps_data {
+                // Its data waits for an undo: so do its ports.
+                return Ok(Applied {
+                    ports: PortMap::new(),
+                });
+            }
             if self.backend.forwards_ports() {
                 ports::release(
                     self.ctx,

@@ -11,7 +11,7 @@ pub mod steps;
 use crate::backend::{Backend, Observed};
 use crate::base::error::{CommandError, Result};
 use crate::model::context::{self, PortMap};
-use crate::model::desired::{self, Desired, DesiredWorkspace, MissingRoot};
+use crate::model::desired::{self, Desired, DesiredWorkspace, MissingRoot, Retention};
 use crate::model::envfile;
 use crate::model::jj;
 use crate::model::repo::{self, RepoContext};
@@ -129,6 +129,33 @@ pub struct PassReport {
     pub durations: BTreeMap<String, std::time::Duration>,
     /// Where the live workspaces are: the watcher watches these.
     pub roots: Vec<std::path::PathBuf>,
+    /// When the next kept volume's window ends (seconds since the epoch):
+    /// the watcher runs a pass then.
+    pub next_expiry: Option<u64>,
+}
+
+/// The earliest end of a retention window still to come, counting the
+/// volumes this pass kept and not those it removed.
+fn next_expiry(retention: &Retention, actions: &[Step]) -> Option<u64> {
+    let removed: BTreeSet<&str> = actions
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RemoveVolume { volume, .. } | Action::ReclaimVolume { volume, .. } => {
+                Some(volume.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let kept = retention
+        .kept
+        .keys()
+        .filter(|v| !removed.contains(v.as_str()))
+        .filter_map(|v| retention.until(v));
+    let new = actions.iter().filter_map(|s| match s.action {
+        Action::KeepVolume { until, .. } => Some(until),
+        _ => None,
+    });
+    kept.chain(new).filter(|u| *u > retention.now).min()
 }
 
 /// One full, level-triggered pass over every workspace of the repo.
@@ -140,12 +167,14 @@ pub async fn reconcile_all<B: Backend>(
     let ctx = applier.ctx;
     let mut entries = jj::list_workspaces(&ctx.workspace_root)?;
     recall_roots(ctx, &mut entries);
-    let (desired, mut errors) = desired::build(&entries, || options.missing_root(ctx));
+    let (mut desired, mut errors) = desired::build(&entries, || options.missing_root(ctx));
     let observed = applier.backend.observe(None).await?;
+    desired.retention = retention(ctx, &desired, &observed)?;
     let actions = plan::plan(&desired, &observed, &Scope::All);
     if dry_run {
         let actions = resolve(applier, &desired, &observed, actions);
         return Ok(PassReport {
+            next_expiry: next_expiry(&desired.retention, &actions),
             actions,
             errors,
             env_written: vec![],
@@ -201,6 +230,7 @@ pub async fn reconcile_all<B: Backend>(
         }
     }
     Ok(PassReport {
+        next_expiry: next_expiry(&desired.retention, &done),
         actions: done,
         errors,
         env_written,
@@ -230,6 +260,44 @@ fn resolve<B: Backend>(
         }
     }
     steps::resolve(actions, desired, observed, &memory, applier.backend)
+}
+
+/// The retention of a full pass. The setting costs a jj call, so it is read
+/// only when some volume belongs to no live workspace or data is kept
+/// already: a pass over converged workspaces reads one small file more.
+fn retention(ctx: &RepoContext, desired: &Desired, observed: &Observed) -> Result<Retention> {
+    let mut r = Retention {
+        kept: state::load_kept(ctx),
+        now: Retention::clock(),
+        ..Default::default()
+    };
+    let gone = observed
+        .volumes
+        .iter()
+        .any(|v| !plan::place_volume_with(desired, &r, v).live);
+    if gone || !r.kept.is_empty() {
+        r.window = retention_window(ctx)?;
+    }
+    Ok(r)
+}
+
+/// `aether.keep-forgotten-data`, zero when unset.
+pub fn retention_window(ctx: &RepoContext) -> Result<std::time::Duration> {
+    match jj::config_get(&ctx.workspace_root, desired::KEEP_DATA_KEY)? {
+        Some(text) => Retention::parse_window(&text),
+        None => Ok(std::time::Duration::ZERO),
+    }
+}
+
+/// What `ajj workspace forget` plans with: the setting, always (it is
+/// about to remove data), and the workspaces to `--purge`.
+pub fn retention_for_forget(ctx: &RepoContext, purge: BTreeSet<String>) -> Result<Retention> {
+    Ok(Retention {
+        window: retention_window(ctx)?,
+        kept: state::load_kept(ctx),
+        now: Retention::clock(),
+        purge,
+    })
 }
 
 /// A workspace with nothing to do still gets its `.env` checked, but only if
@@ -269,6 +337,7 @@ async fn act<B: Backend>(
             Action::RemoveContainer { .. }
                 | Action::RemoveNetwork { .. }
                 | Action::RemoveVolume { .. }
+                | Action::KeepVolume { .. }
         )
     });
     let desired = if collects {
@@ -276,10 +345,11 @@ async fn act<B: Backend>(
         // `workspace add` or rename that finished meanwhile is not undone.
         let mut entries = jj::list_workspaces(&applier.ctx.workspace_root)?;
         recall_roots(applier.ctx, &mut entries);
-        let (now, _) = desired::build(&entries, || options.missing_root(applier.ctx));
+        let (mut now, _) = desired::build(&entries, || options.missing_root(applier.ctx));
         if now.untouchable.contains(name) {
             return Ok(None);
         }
+        now.retention = desired.retention.clone();
         fresh = now;
         &fresh
     } else {

@@ -4,7 +4,7 @@
 
 use crate::backend::{Observed, ObservedContainer, ObservedObject, ServiceState};
 use crate::model::config::Service;
-use crate::model::desired::Desired;
+use crate::model::desired::{Desired, Retention};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,6 +49,8 @@ pub enum Reason {
     Duplicate,
     /// Made under the workspace's previous name (`jj workspace rename`).
     Renamed,
+    /// Kept after its workspace went, and its window is over.
+    Expired,
 }
 
 /// What to do and why: the planner's own vocabulary, free to change. What
@@ -99,6 +101,21 @@ pub enum Action {
         volume: String,
         reason: Reason,
     },
+    /// A gone workspace's volume stays, detached, for the retention window
+    /// (`aether.keep-forgotten-data`): from `at` until `until` (seconds
+    /// since the epoch).
+    KeepVolume {
+        workspace: String,
+        volume: String,
+        at: u64,
+        until: u64,
+    },
+    /// A kept volume whose workspace is live again at its root (`jj undo`):
+    /// it is that workspace's data again, no longer on a clock.
+    ReclaimVolume {
+        workspace: String,
+        volume: String,
+    },
     RemoveNetwork {
         workspace: String,
         network: String,
@@ -117,6 +134,8 @@ impl Action {
             | Action::StartContainer { workspace, .. }
             | Action::RemoveContainer { workspace, .. }
             | Action::RemoveVolume { workspace, .. }
+            | Action::KeepVolume { workspace, .. }
+            | Action::ReclaimVolume { workspace, .. }
             | Action::RemoveNetwork { workspace, .. } => workspace,
         }
     }
@@ -160,6 +179,12 @@ impl Action {
             Action::RemoveVolume { volume, reason, .. } => {
                 format!("remove volume {volume} ({})", reason_text(*reason))
             }
+            Action::KeepVolume { volume, until, .. } => {
+                format!("keep volume {volume} until {}", rfc3339(*until))
+            }
+            Action::ReclaimVolume { workspace, volume } => {
+                format!("take back kept volume {volume} for {workspace}")
+            }
             Action::RemoveNetwork {
                 network, reason, ..
             } => {
@@ -168,6 +193,12 @@ impl Action {
             }
         }
     }
+}
+
+/// Seconds since the epoch as RFC 3339, in UTC.
+pub fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
 }
 
 fn reason_text(r: Reason) -> &'static str {
@@ -179,6 +210,7 @@ fn reason_text(r: Reason) -> &'static str {
         Reason::ServiceRemoved => "service removed from aether.toml",
         Reason::Duplicate => "duplicate",
         Reason::Renamed => "workspace renamed",
+        Reason::Expired => "kept data expired",
     }
 }
 
@@ -245,7 +277,10 @@ pub fn scoped(desired: &Desired, observed: &Observed, scope: &Scope) -> Observed
         volumes: observed
             .volumes
             .iter()
-            .filter(|v| keep(&v.workspace, v.root.as_deref()))
+            .filter(|v| {
+                let p = place_volume(desired, v);
+                in_scope(desired, scope, &p, v.root.as_deref())
+            })
             .cloned()
             .collect(),
     }
@@ -298,12 +333,17 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
     // line from aether.toml by mistake must not cost the user their data.
     let mut seen = BTreeSet::new();
     for v in &observed.volumes {
-        let p = place(desired, &v.workspace, v.root.as_deref());
-        if !p.live && seen.insert(v.name.clone()) {
-            actions.push(Action::RemoveVolume {
-                workspace: gone(&p, v.root.as_deref()),
+        let p = place_volume(desired, v);
+        if !seen.insert(v.name.clone()) {
+            continue;
+        }
+        if !p.live {
+            let workspace = gone(&p, v.root.as_deref());
+            actions.extend(gone_volume(&desired.retention, workspace, v));
+        } else if desired.retention.kept.contains_key(&v.name) {
+            actions.push(Action::ReclaimVolume {
+                workspace: p.home.to_string(),
                 volume: v.name.clone(),
-                reason: Reason::WorkspaceGone,
             });
         }
     }
@@ -318,6 +358,54 @@ pub fn plan(desired: &Desired, observed: &Observed, scope: &Scope) -> Vec<Action
         }
     }
     actions
+}
+
+/// A gone workspace's volume: removed with it (no window, or `--purge`),
+/// else kept until its window ends, then removed.
+fn gone_volume(r: &Retention, workspace: String, v: &ObservedObject) -> Option<Action> {
+    let remove = |reason| Action::RemoveVolume {
+        workspace: workspace.clone(),
+        volume: v.name.clone(),
+        reason,
+    };
+    if r.window.is_zero() || r.purge.contains(&workspace) || r.purge.contains(&v.workspace) {
+        return Some(remove(Reason::WorkspaceGone));
+    }
+    match r.until(&v.name) {
+        None => Some(Action::KeepVolume {
+            workspace: workspace.clone(),
+            volume: v.name.clone(),
+            at: r.now,
+            until: r.now.saturating_add(r.window.as_secs()),
+        }),
+        Some(until) if until <= r.now => Some(remove(Reason::Expired)),
+        Some(_) => None,
+    }
+}
+
+/// Where a volume belongs. Kept data goes back only to a workspace at its
+/// own root (an undo), never to a new workspace that took the name.
+pub(super) fn place_volume<'a>(desired: &'a Desired, v: &'a ObservedObject) -> Placement<'a> {
+    place_volume_with(desired, &desired.retention, v)
+}
+
+pub(super) fn place_volume_with<'a>(
+    desired: &'a Desired,
+    retention: &Retention,
+    v: &'a ObservedObject,
+) -> Placement<'a> {
+    let p = place(desired, &v.workspace, v.root.as_deref());
+    let elsewhere = retention.kept.contains_key(&v.name)
+        && v.root
+            .as_ref()
+            .is_some_and(|r| !desired.roots.contains_key(r));
+    match p.live && elsewhere {
+        true => Placement {
+            home: &v.workspace,
+            live: false,
+        },
+        false => p,
+    }
 }
 
 /// Objects found under another name at a live workspace's root: a rename.
@@ -393,7 +481,7 @@ fn plan_volumes(
         .keys()
         .filter(|volume| {
             !observed.volumes.iter().any(|v| {
-                let p = place(desired, &v.workspace, v.root.as_deref());
+                let p = place_volume(desired, v);
                 p.live && p.home == ws_name && v.service == svc_name && &v.volume == *volume
             })
         })
@@ -1066,5 +1154,112 @@ ports = [6379]
     fn empty_config_creates_nothing() {
         let d = desired(&["a"], "");
         assert_eq!(plan(&d, &Observed::default(), &Scope::All), vec![]);
+    }
+
+    fn retention(window_secs: u64, kept: &[(&str, u64)], now: u64) -> Retention {
+        Retention {
+            window: std::time::Duration::from_secs(window_secs),
+            kept: kept.iter().map(|(v, at)| (v.to_string(), *at)).collect(),
+            now,
+            purge: BTreeSet::new(),
+        }
+    }
+
+    fn volume_actions(p: &[Action]) -> Vec<&Action> {
+        p.iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::RemoveVolume { .. }
+                        | Action::KeepVolume { .. }
+                        | Action::ReclaimVolume { .. }
+                        | Action::CreateVolume { .. }
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_window_keeps_a_gone_workspaces_volume_then_expires_it() {
+        let o = converged(&desired(&["a"], CFG));
+        let mut gone = desired(&[], CFG);
+        gone.retention = retention(60, &[], 1000);
+        let p = plan(&gone, &o, &Scope::All);
+        assert_eq!(
+            volume_actions(&p),
+            [&Action::KeepVolume {
+                workspace: "a".into(),
+                volume: "v-a-db-data".into(),
+                at: 1000,
+                until: 1060
+            }]
+        );
+        // Containers and network still go at once.
+        assert!(p
+            .iter()
+            .any(|a| matches!(a, Action::RemoveContainer { .. })));
+        assert!(p.iter().any(|a| matches!(a, Action::RemoveNetwork { .. })));
+        // Kept and within the window: nothing; at its end: removed.
+        gone.retention = retention(60, &[("v-a-db-data", 1000)], 1059);
+        assert!(volume_actions(&plan(&gone, &o, &Scope::All)).is_empty());
+        gone.retention = retention(60, &[("v-a-db-data", 1000)], 1060);
+        assert_eq!(
+            volume_actions(&plan(&gone, &o, &Scope::All)),
+            [&Action::RemoveVolume {
+                workspace: "a".into(),
+                volume: "v-a-db-data".into(),
+                reason: Reason::Expired
+            }]
+        );
+        // No window (any more), or --purge: removed at once.
+        gone.retention = retention(0, &[("v-a-db-data", 1000)], 1001);
+        assert!(matches!(
+            volume_actions(&plan(&gone, &o, &Scope::All))[..],
+            [Action::RemoveVolume {
+                reason: Reason::WorkspaceGone,
+                ..
+            }]
+        ));
+        gone.retention = retention(60, &[], 1000);
+        gone.retention.purge.insert("a".into());
+        assert!(matches!(
+            volume_actions(&plan(&gone, &o, &Scope::All))[..],
+            [Action::RemoveVolume {
+                reason: Reason::WorkspaceGone,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn kept_data_goes_back_to_its_root_only() {
+        let o = converged(&desired(&["a"], CFG));
+        let mut o_gone = o.clone();
+        o_gone.containers.clear();
+        o_gone.networks.clear();
+        // Undo: "a" lives again at its root and takes its volume back.
+        let mut back = desired(&["a"], CFG);
+        back.retention = retention(60, &[("v-a-db-data", 1000)], 1010);
+        let p = plan(&back, &o_gone, &Scope::All);
+        assert_eq!(
+            volume_actions(&p),
+            [&Action::ReclaimVolume {
+                workspace: "a".into(),
+                volume: "v-a-db-data".into()
+            }]
+        );
+        // A new "a" elsewhere: the kept volume is not its data.
+        let mut elsewhere = desired(&["a@other"], CFG);
+        elsewhere.retention = retention(60, &[("v-a-db-data", 1000)], 1010);
+        let p = plan(&elsewhere, &o_gone, &Scope::All);
+        assert_eq!(
+            volume_actions(&p),
+            [&Action::CreateVolume {
+                workspace: "a".into(),
+                service: "db".into(),
+                volume: "data".into()
+            }],
+            "a volume of its own, the kept one left on its clock"
+        );
     }
 }

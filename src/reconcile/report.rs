@@ -182,7 +182,8 @@ pub fn print_human(r: &WorkspaceReport) {
 pub struct ActionReport<'a> {
     /// `adopt_workspace`, `create_network`, `create_volume`,
     /// `create_container`, `recreate_container`, `start_container`,
-    /// `remove_container`, `remove_volume`, `remove_network`.
+    /// `remove_container`, `remove_volume`, `keep_volume`, `reclaim_volume`,
+    /// `remove_network`.
     pub action: &'static str,
     pub workspace: &'a str,
     /// The old name of a renamed workspace (`adopt_workspace`).
@@ -201,7 +202,7 @@ pub struct ActionReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<&'a str>,
     /// `missing`, `drifted`, `stopped`, `workspace_gone`, `service_removed`,
-    /// `duplicate`, `renamed`.
+    /// `duplicate`, `renamed`, `expired`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
     /// The backend's name of what the action makes or acts on: the new
@@ -219,6 +220,10 @@ pub struct ActionReport<'a> {
     /// the old container predates the record of its fields.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed: Option<Option<&'a Vec<String>>>,
+    /// For `keep_volume`: when the retention window ends (RFC 3339, UTC);
+    /// the volume is deleted by the first pass after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_until: Option<String>,
 }
 
 impl<'a> ActionReport<'a> {
@@ -255,6 +260,10 @@ impl<'a> ActionReport<'a> {
             }),
             volumes: (starts && !step.volumes.is_empty()).then_some(&step.volumes),
             changed: drifted.then_some(step.changed.as_ref()),
+            kept_until: match step.action {
+                Action::KeepVolume { until, .. } => Some(super::plan::rfc3339(until)),
+                _ => None,
+            },
         }
     }
 }
@@ -332,6 +341,14 @@ fn names(action: &Action) -> (&'static str, Names<'_>) {
         Action::RemoveVolume { volume, reason, .. } => {
             (n.volume, n.reason) = (Some(volume.as_str()), Some(*reason));
             "remove_volume"
+        }
+        Action::KeepVolume { volume, .. } => {
+            n.volume = Some(volume.as_str());
+            "keep_volume"
+        }
+        Action::ReclaimVolume { volume, .. } => {
+            n.volume = Some(volume.as_str());
+            "reclaim_volume"
         }
         Action::RemoveNetwork {
             network, reason, ..

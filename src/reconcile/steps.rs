@@ -4,7 +4,7 @@
 //! changed. Pure: apply only carries steps out, and `ajj reconcile --dry-run`
 //! shows exactly these.
 
-use super::plan::{place, Action, Reason};
+use super::plan::{place_volume, Action, Reason};
 use crate::backend::{Naming, Observed, ObservedContainer, WorkspaceRef};
 use crate::model::config::{changed_fields, Service};
 use crate::model::context::PortMap;
@@ -132,7 +132,9 @@ fn fill(
             }
         }
         Action::RemoveContainer { container, .. } => step.object = container.clone(),
-        Action::RemoveVolume { volume, .. } => step.object = volume.clone(),
+        Action::RemoveVolume { volume, .. }
+        | Action::KeepVolume { volume, .. }
+        | Action::ReclaimVolume { volume, .. } => step.object = volume.clone(),
         Action::RemoveNetwork { network, .. } => step.object = network.clone(),
     }
 }
@@ -176,7 +178,7 @@ fn volume_names(
                 .iter()
                 .filter(|v| v.service == svc.name && &v.volume == volume)
                 .filter(|v| {
-                    let p = place(desired, &v.workspace, v.root.as_deref());
+                    let p = place_volume(desired, v);
                     p.live && p.home == owner.name
                 })
                 .collect();

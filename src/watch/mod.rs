@@ -21,7 +21,7 @@ pub mod triggers;
 use crate::backend::{connect, Backend, BackendEvent, EventKind, Fault};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::model::backend_spec::{self, BackendSpec};
-use crate::model::desired::MissingRoot;
+use crate::model::desired::{self, MissingRoot};
 use crate::model::repo::{self, RepoContext};
 use crate::reconcile::plan::{Action, Reason};
 use crate::reconcile::report::{self, ActionReport};
@@ -92,6 +92,9 @@ struct Watcher {
     rx: UnboundedReceiver<Wake>,
     fs: FsTriggers,
     loops: CrashLoops,
+    /// When the next kept volume's retention window ends, from the last
+    /// pass (seconds since the epoch).
+    expiry: Option<u64>,
     /// The last error reported per workspace, so a standing one (a typo in
     /// aether.toml) is reported once, not on every pass.
     standing: BTreeMap<String, String>,
@@ -125,6 +128,7 @@ impl Watcher {
                 }
                 _ => CrashLoops::default(),
             },
+            expiry: None,
             standing: BTreeMap::new(),
             stop: None,
         })
@@ -257,6 +261,10 @@ impl Watcher {
                 .loops
                 .next_release(Instant::now())
                 .map(tokio::time::Instant::from_std);
+            let expiry = self.expiry.map(|at| {
+                let wait = at.saturating_sub(desired::Retention::clock());
+                tokio::time::Instant::now() + Duration::from_secs(wait)
+            });
             let mut trigger: Option<Trigger> = None;
             let mut deaths: Vec<BackendEvent> = Vec::new();
             let mut removed: BTreeSet<String> = BTreeSet::new();
@@ -289,6 +297,9 @@ impl Watcher {
                     },
                     _ = async { tokio::time::sleep_until(release.expect("guarded")).await }, if release.is_some() && trigger.is_none() => {
                         trigger = Some(Trigger { cause: "hold_expired", first_seen: Instant::now() });
+                    },
+                    _ = async { tokio::time::sleep_until(expiry.expect("guarded")).await }, if expiry.is_some() && trigger.is_none() => {
+                        trigger = Some(Trigger { cause: "data_expired", first_seen: Instant::now() });
                     },
                     _ = async { tokio::time::sleep_until(quiet.expect("guarded")).await }, if quiet.is_some() => break,
                 }
@@ -429,6 +440,7 @@ impl Watcher {
             hold,
         };
         let report = reconcile::reconcile_all(&applier, &options).await?;
+        self.expiry = report.next_expiry;
         let took = now.elapsed();
         self.log_outcome(&report, &applier.warnings.lock().unwrap());
         if !report.errors.is_empty() {

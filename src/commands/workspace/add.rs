@@ -292,6 +292,8 @@ fn desired_with_new(
     });
     reconcile::recall_roots(ctx, &mut others);
     let mut all = Desired::shallow(&others);
+    // Data kept from a forget at this root is this workspace's again.
+    all.retention.kept = crate::model::state::load_kept(ctx);
     all.roots.insert(root.to_path_buf(), name.to_string());
     all.workspaces.insert(
         name.to_string(),

@@ -5,12 +5,13 @@ use crate::backend::Backend;
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::commands::CommandHelper;
 use crate::commands::{self, print_json};
-use crate::model::desired::Desired;
+use crate::model::desired::{Desired, Retention};
 use crate::model::envfile;
 use crate::model::jj;
 use crate::model::repo::RepoContext;
+use crate::reconcile::plan::{rfc3339, Action};
 use crate::reconcile::report::SCHEMA_VERSION;
-use crate::reconcile::{self, apply::Applier, plan::Action, Settled};
+use crate::reconcile::{self, apply::Applier, Settled};
 use serde_json::json;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -18,11 +19,16 @@ use std::path::{Path, PathBuf};
 /// Forget workspaces and remove their containers, volumes and network
 ///
 /// The workspace directories stay on disk, as with `jj workspace forget`;
-/// Aether's block is removed from their .env.
+/// Aether's block is removed from their .env. With the jj setting
+/// `aether.keep-forgotten-data` above zero (e.g. `7d`), volumes are kept
+/// for that long instead, so that `jj undo` brings the data back.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Names of the workspaces to forget (default: the current one)
     pub workspaces: Vec<String>,
+    /// Delete the volumes now, whatever `aether.keep-forgotten-data` says
+    #[arg(long)]
+    pub purge: bool,
     /// Print one JSON object on stdout
     #[arg(long)]
     pub json: bool,
@@ -39,7 +45,15 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
         .iter()
         .map(|n| crate::model::repo::lock_workspace(&ctx, n))
         .collect::<Result<Vec<_>>>()?;
-    crate::base::runtime::block_on(forget_and_remove(helper, &ctx, &entries, &names, args.json))
+    // Read before jj forgets anything: a bad setting must stop the forget.
+    let purge = match args.purge {
+        true => names.iter().cloned().collect(),
+        false => Default::default(),
+    };
+    let retention = reconcile::retention_for_forget(&ctx, purge)?;
+    crate::base::runtime::block_on(forget_and_remove(
+        helper, &ctx, &entries, &names, retention, args.json,
+    ))
 }
 
 /// The named workspaces (else the current one), sorted and deduplicated,
@@ -75,6 +89,7 @@ async fn forget_and_remove(
     ctx: &RepoContext,
     entries: &[jj::WorkspaceEntry],
     names: &[String],
+    retention: Retention,
     json: bool,
 ) -> Result<i32> {
     // Docker first: forgetting in jj but leaving containers would be half a job.
@@ -86,7 +101,7 @@ async fn forget_and_remove(
     jj::run_visible(&jj_args, &ctx.workspace_root, json, "workspace forget")?;
 
     let applier = Applier::new(&backend, ctx, !json);
-    let results = remove_environments(&applier, entries, names).await;
+    let results = remove_environments(&applier, entries, names, retention).await;
     let mut forgotten = Vec::new();
     let mut first_error = None;
     for (name, result) in names.iter().zip(results) {
@@ -103,7 +118,7 @@ async fn forget_and_remove(
             Ok(settled) => {
                 forgotten.push(forgotten_json(name, root, &settled));
                 if !json {
-                    println!("Forgot {name}: removed {} object(s)", settled.actions.len());
+                    print_forgotten(name, &settled);
                 }
             }
             Err(e) => {
@@ -130,13 +145,15 @@ async fn remove_environments<B: Backend>(
     applier: &Applier<'_, B>,
     entries: &[jj::WorkspaceEntry],
     names: &[String],
+    retention: Retention,
 ) -> Vec<Result<Settled>> {
     let remaining: Vec<_> = entries
         .iter()
         .filter(|e| !names.contains(&e.name))
         .cloned()
         .collect();
-    let desired = Desired::shallow(&remaining);
+    let mut desired = Desired::shallow(&remaining);
+    desired.retention = retention;
     let root_of = |n: &String| {
         entries
             .iter()
@@ -158,6 +175,42 @@ fn clear_generated_env(root: &Path) -> Result<()> {
     envfile::clear(root).map(|_| ())
 }
 
+fn print_forgotten(name: &str, settled: &Settled) {
+    let kept: Vec<_> = settled
+        .actions
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::KeepVolume { volume, until, .. } => Some((volume, *until)),
+            _ => None,
+        })
+        .collect();
+    let removed = settled.actions.len() - kept.len();
+    println!("Forgot {name}: removed {removed} object(s)");
+    for (volume, until) in kept {
+        println!(
+            "Kept volume {volume} until {} (`jj undo` brings it back; `ajj workspace forget --purge` does not keep)",
+            rfc3339(until)
+        );
+    }
+}
+
+/// What became of each volume: `deleted`, or `kept_until`.
+fn data_json(settled: &Settled) -> Vec<serde_json::Value> {
+    settled
+        .actions
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RemoveVolume { volume, .. } => {
+                Some(json!({ "volume": volume, "deleted": true }))
+            }
+            Action::KeepVolume { volume, until, .. } => {
+                Some(json!({ "volume": volume, "deleted": false, "kept_until": rfc3339(*until) }))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn forgotten_json(name: &str, root: Option<PathBuf>, settled: &Settled) -> serde_json::Value {
     let removed = |f: fn(&Action) -> Option<&String>| {
         settled
@@ -174,6 +227,7 @@ fn forgotten_json(name: &str, root: Option<PathBuf>, settled: &Settled) -> serde
             "containers": removed(|a| match a { Action::RemoveContainer { container, .. } => Some(container), _ => None }),
             "volumes": removed(|a| match a { Action::RemoveVolume { volume, .. } => Some(volume), _ => None }),
             "networks": removed(|a| match a { Action::RemoveNetwork { network, .. } => Some(network), _ => None }),
-        }
+        },
+        "data": data_json(settled),
     })
 }
