@@ -131,7 +131,7 @@ fn kept(ctx: &RepoContext, observed: &Observed) -> Result<Vec<serde_json::Value>
         return Ok(vec![]);
     }
     let retention = Retention {
-        window: reconcile::retention_window(ctx)?,
+        window: reconcile::retention_window(&jj::JjAt(ctx.workspace_root.clone()))?,
         now: Retention::clock(),
         kept: ledger,
         ..Default::default()

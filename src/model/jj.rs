@@ -141,6 +141,25 @@ pub fn list_workspaces(cwd: &Path) -> Result<Vec<WorkspaceEntry>> {
 }
 
 /// A jj config value (`jj config get`), `None` when it is not set.
+/// What a reconcile pass reads of jj: the workspaces and settings. [`JjAt`]
+/// runs the real jj; unit tests answer from fixed data.
+pub trait Workspaces {
+    fn list(&self) -> Result<Vec<WorkspaceEntry>>;
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+}
+
+/// The real jj, run in a workspace root.
+pub struct JjAt(pub std::path::PathBuf);
+
+impl Workspaces for JjAt {
+    fn list(&self) -> Result<Vec<WorkspaceEntry>> {
+        list_workspaces(&self.0)
+    }
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        config_get(&self.0, key)
+    }
+}
+
 pub fn config_get(cwd: &Path, key: &str) -> Result<Option<String>> {
     let args: [&OsStr; 4] = [
         "--ignore-working-copy".as_ref(),

@@ -11,6 +11,7 @@ use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::model::config::Service;
 use crate::model::context::PortMap;
 use crate::model::desired::DesiredWorkspace;
+use crate::model::jj::{JjAt, Workspaces};
 use crate::model::repo::RepoContext;
 use crate::model::state;
 use futures_util::future::{join_all, FutureExt, LocalBoxFuture};
@@ -24,6 +25,9 @@ const PORT_ATTEMPTS: usize = 12;
 pub struct Applier<'a, B: Backend> {
     pub backend: &'a B,
     pub ctx: &'a RepoContext,
+    /// Where a pass reads the workspaces and settings: jj itself, except in
+    /// unit tests.
+    pub jj: Box<dyn Workspaces + 'a>,
     /// Human progress on stderr.
     pub verbose: bool,
     /// Host ports this process has picked or knows to be reserved.
@@ -41,6 +45,7 @@ impl<'a, B: Backend> Applier<'a, B> {
         Applier {
             backend,
             ctx,
+            jj: Box::new(JjAt(ctx.workspace_root.clone())),
             verbose,
             claimed: Mutex::new(HashSet::new()),
             warnings: Mutex::new(Vec::new()),

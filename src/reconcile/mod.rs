@@ -4,6 +4,8 @@
 pub mod apply;
 #[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod pass_tests;
 pub mod plan;
 pub mod report;
 pub mod steps;
@@ -13,7 +15,7 @@ use crate::base::error::{CommandError, Result};
 use crate::model::context::{self, PortMap};
 use crate::model::desired::{self, Desired, DesiredWorkspace, MissingRoot, Retention};
 use crate::model::envfile;
-use crate::model::jj;
+use crate::model::jj::{self, JjAt, Workspaces};
 use crate::model::repo::{self, RepoContext};
 use crate::model::state;
 use apply::Applier;
@@ -165,11 +167,12 @@ pub async fn reconcile_all<B: Backend>(
 ) -> Result<PassReport> {
     let dry_run = options.dry_run;
     let ctx = applier.ctx;
-    let mut entries = jj::list_workspaces(&ctx.workspace_root)?;
+    let mut entries = applier.jj.list()?;
     recall_roots(ctx, &mut entries);
-    let (mut desired, mut errors) = desired::build(&entries, || options.missing_root(ctx));
+    let (mut desired, mut errors) =
+        desired::build(&entries, || options.missing_root(applier.jj.as_ref()));
     let observed = applier.backend.observe(None).await?;
-    desired.retention = retention(ctx, &desired, &observed)?;
+    desired.retention = retention(ctx, applier.jj.as_ref(), &desired, &observed)?;
     let actions = plan::plan(&desired, &observed, &Scope::All);
     if dry_run {
         let actions = resolve(applier, &desired, &observed, actions);
@@ -265,7 +268,12 @@ fn resolve<B: Backend>(
 /// The retention of a full pass. The setting costs a jj call, so it is read
 /// only when some volume belongs to no live workspace or data is kept
 /// already: a pass over converged workspaces reads one small file more.
-fn retention(ctx: &RepoContext, desired: &Desired, observed: &Observed) -> Result<Retention> {
+fn retention(
+    ctx: &RepoContext,
+    jj: &dyn Workspaces,
+    desired: &Desired,
+    observed: &Observed,
+) -> Result<Retention> {
     let mut r = Retention {
         kept: state::load_kept(ctx),
         now: Retention::clock(),
@@ -276,14 +284,14 @@ fn retention(ctx: &RepoContext, desired: &Desired, observed: &Observed) -> Resul
         .iter()
         .any(|v| !plan::place_volume_with(desired, &r, v).live);
     if gone || !r.kept.is_empty() {
-        r.window = retention_window(ctx)?;
+        r.window = retention_window(jj)?;
     }
     Ok(r)
 }
 
 /// `aether.keep-forgotten-data`, zero when unset.
-pub fn retention_window(ctx: &RepoContext) -> Result<std::time::Duration> {
-    match jj::config_get(&ctx.workspace_root, desired::KEEP_DATA_KEY)? {
+pub fn retention_window(jj: &dyn Workspaces) -> Result<std::time::Duration> {
+    match jj.setting(desired::KEEP_DATA_KEY)? {
         Some(text) => Retention::parse_window(&text),
         None => Ok(std::time::Duration::ZERO),
     }
@@ -293,7 +301,7 @@ pub fn retention_window(ctx: &RepoContext) -> Result<std::time::Duration> {
 /// about to remove data), and the workspaces to `--purge`.
 pub fn retention_for_forget(ctx: &RepoContext, purge: BTreeSet<String>) -> Result<Retention> {
     Ok(Retention {
-        window: retention_window(ctx)?,
+        window: retention_window(&JjAt(ctx.workspace_root.clone()))?,
         kept: state::load_kept(ctx),
         now: Retention::clock(),
         purge,
@@ -343,9 +351,9 @@ async fn act<B: Backend>(
     let desired = if collects {
         // About to remove something: ask jj once more under the lock, so a
         // `workspace add` or rename that finished meanwhile is not undone.
-        let mut entries = jj::list_workspaces(&applier.ctx.workspace_root)?;
+        let mut entries = applier.jj.list()?;
         recall_roots(applier.ctx, &mut entries);
-        let (mut now, _) = desired::build(&entries, || options.missing_root(applier.ctx));
+        let (mut now, _) = desired::build(&entries, || options.missing_root(applier.jj.as_ref()));
         if now.untouchable.contains(name) {
             return Ok(None);
         }
@@ -425,10 +433,10 @@ pub struct PassOptions {
 }
 
 impl PassOptions {
-    fn missing_root(&self, ctx: &RepoContext) -> Result<MissingRoot> {
+    fn missing_root(&self, jj: &dyn Workspaces) -> Result<MissingRoot> {
         match self.missing_root {
             Some(p) => Ok(p),
-            None => match jj::config_get(&ctx.workspace_root, desired::MISSING_ROOT_KEY)? {
+            None => match jj.setting(desired::MISSING_ROOT_KEY)? {
                 Some(text) => MissingRoot::parse(&text),
                 None => Ok(MissingRoot::default()),
             },

@@ -442,7 +442,9 @@ impl Watcher {
         let report = reconcile::reconcile_all(&applier, &options).await?;
         self.expiry = report.next_expiry;
         let took = now.elapsed();
-        self.log_outcome(&report, &applier.warnings.lock().unwrap());
+        let warnings = applier.warnings.lock().unwrap().clone();
+        drop(applier);
+        self.log_outcome(&report, &warnings);
         if !report.errors.is_empty() {
             // Failures may all be one lost backend: ask it, rather than
             // read the errors.
