@@ -2,7 +2,7 @@
 
 use crate::base::error::Result;
 use crate::commands::{
-    env, exec, hooks, init, reconcile, run, status, trust, tunnel, untrust, watch, workspace,
+    env, exec, hooks, init, man, reconcile, run, status, trust, tunnel, untrust, watch, workspace,
     CommandHelper,
 };
 use clap::{Parser, Subcommand};
@@ -36,6 +36,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Add or forget workspaces together with their environments
+    ///
+    /// `add` and `forget` are jj's, with the workspace's environment made or
+    /// removed with it. jj's other workspace commands (`list`, `rename`,
+    /// `root`, `update-stale`, …) run jj itself; `ajj watch` or the next
+    /// `ajj reconcile` follows what they change.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
     Run(run::Args),
@@ -45,8 +50,10 @@ pub enum Command {
     Init(init::Args),
     Watch(watch::Args),
     Env(env::Args),
+    /// Shell hooks and jj aliases: print one, or install them
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    Man(man::Args),
     Tunnel(tunnel::Args),
     Trust(trust::Args),
     Untrust(untrust::Args),
@@ -74,6 +81,7 @@ impl Cli {
             Command::Watch(args) => watch::run(h, args),
             Command::Env(args) => env::run(h, args),
             Command::Hooks(cmd) => hooks::run(cmd),
+            Command::Man(args) => man::run(args),
             Command::Tunnel(args) => tunnel::run(h, args),
             Command::Trust(args) => trust::run(h, args),
             Command::Untrust(args) => untrust::run(h, args),
@@ -110,6 +118,10 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
             if positionals.is_empty() && matches!(arg, "-h" | "--help" | "-V" | "--version") {
                 return true;
             }
+            // Aether's `workspace` help says what it adds to jj's.
+            if positionals == ["workspace"] && matches!(arg, "-h" | "--help") {
+                return true;
+            }
             if JJ_OPTIONS_WITH_VALUE.contains(&arg) {
                 iter.next();
             }
@@ -133,7 +145,8 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
                 | "hooks"
                 | "tunnel"
                 | "trust"
-                | "untrust",
+                | "untrust"
+                | "man",
             ..
         ] | ["workspace", "add" | "forget"]
     )
@@ -162,6 +175,9 @@ mod tests {
         assert!(routes("workspace --json add ../x"));
         assert!(routes("run -- cargo test"));
         assert!(routes("exec db -- psql"));
+        assert!(routes("workspace --help"));
+        assert!(!routes("workspace list --help"));
+        assert!(routes("man /tmp/man"));
         assert!(routes("status --json"));
         assert!(routes("reconcile --dry-run"));
         assert!(routes("tunnel --json"));

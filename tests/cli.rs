@@ -134,3 +134,72 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+/// Every command and group has a summary; `workspace --help` is Aether's
+/// and says what it adds to jj's; the manual pages match the commands.
+#[test]
+fn help_summarises_every_command_and_man_writes_a_page_each() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(None);
+    let help = repo.ajj(&["--help"]).success();
+    let listed: Vec<&str> = help
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert!(listed.len() >= 12, "{}", help.stdout);
+    for line in &listed {
+        let mut words = line.split_whitespace();
+        let (cmd, summary) = (words.next().unwrap(), words.next());
+        assert!(summary.is_some(), "`{cmd}` has no summary: {}", help.stdout);
+    }
+    let ws = repo.ajj(&["workspace", "--help"]).success();
+    assert!(ws.stdout.contains("environment"), "{}", ws.stdout);
+    assert!(ws.stdout.contains("update-stale"), "{}", ws.stdout);
+
+    let dir = repo.base.join("man");
+    let out = repo.ajj(&["man", dir.to_str().unwrap()]).success();
+    for page in [
+        "ajj.1",
+        "ajj-workspace-add.1",
+        "ajj-hooks-install.1",
+        "ajj-exec.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}: {text}");
+        assert!(out.stdout.contains(page));
+    }
+    let add = std::fs::read_to_string(dir.join("ajj-workspace-add.1")).unwrap();
+    assert!(add.contains("provision its environment"), "{add}");
+    assert!(add.contains("allow\\-unignored\\-env"), "{add}");
+    // man itself reads the page, where it is installed.
+    if std::process::Command::new("man")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let rendered = std::process::Command::new("man")
+            .args(["-l", dir.join("ajj-workspace-add.1").to_str().unwrap()])
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100")
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&rendered.stdout).contains("--sparse-patterns"));
+    }
+}
+
+/// `ajj status` where the environment was never made says how to make it.
+#[test]
+fn status_without_an_environment_says_how_to_create_it() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(Some(&busybox_web("")));
+    let out = repo.ajj(&["status"]).success();
+    assert!(out.stdout.contains("missing"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("`ajj reconcile` creates it"),
+        "{}",
+        out.stdout
+    );
+}

@@ -5,6 +5,7 @@ pub mod exec;
 pub mod helper;
 pub mod hooks;
 pub mod init;
+pub mod man;
 pub mod passthrough;
 pub mod reconcile;
 pub mod run;

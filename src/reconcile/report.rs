@@ -172,6 +172,11 @@ pub fn print_human(r: &WorkspaceReport) {
             println!("  {:<12} {url}", "");
         }
     }
+    if !r.resources.is_empty() && r.resources.values().all(|res| res.state == "missing") {
+        println!(
+            "  no environment yet: `ajj reconcile` creates it (new workspaces get theirs from `ajj workspace add`)"
+        );
+    }
 }
 
 /// One action as `ajj reconcile --json` (`--dry-run` included) and the
