@@ -2,8 +2,8 @@
 
 use crate::base::error::Result;
 use crate::commands::{
-    env, exec, hooks, init, man, reconcile, run, status, trust, tunnel, untrust, watch, workspace,
-    CommandHelper,
+    doctor, env, exec, hooks, init, man, reconcile, run, status, trust, tunnel, untrust, watch,
+    workspace, CommandHelper,
 };
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -54,6 +54,7 @@ pub enum Command {
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
     Man(man::Args),
+    Doctor(doctor::Args),
     Tunnel(tunnel::Args),
     Trust(trust::Args),
     Untrust(untrust::Args),
@@ -82,6 +83,7 @@ impl Cli {
             Command::Env(args) => env::run(h, args),
             Command::Hooks(cmd) => hooks::run(cmd),
             Command::Man(args) => man::run(args),
+            Command::Doctor(args) => doctor::run(h, args),
             Command::Tunnel(args) => tunnel::run(h, args),
             Command::Trust(args) => trust::run(h, args),
             Command::Untrust(args) => untrust::run(h, args),
@@ -146,7 +148,8 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
                 | "tunnel"
                 | "trust"
                 | "untrust"
-                | "man",
+                | "man"
+                | "doctor",
             ..
         ] | ["workspace", "add" | "forget"]
     )

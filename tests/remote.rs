@@ -383,6 +383,19 @@ fn ssh_failures_have_stable_codes() {
         repo.set_env("AETHER_SSH_CONFIG", config);
         let out = repo.ajj(&["workspace", "add", "../x", "--json"]).failure();
         assert_eq!(out.error_code(), code, "{case}: {}", out.stdout);
+        // `ajj doctor` names the same failure, with a hint, and changes nothing.
+        let doctor = repo.ajj(&["doctor", "--json"]).failure().json();
+        let backend = doctor["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "backend")
+            .unwrap();
+        assert_eq!(backend["code"], code, "{case}: {doctor}");
+        assert!(
+            backend["hint"].as_str().is_some_and(|h| !h.is_empty()),
+            "{case}"
+        );
         let err = &out.json()["error"];
         assert!(
             err["hint"].as_str().is_some_and(|h| !h.is_empty()),
@@ -578,7 +591,8 @@ fn a_non_default_docker_socket_is_recorded_and_found_again() {
 }
 
 /// `ajj exec` goes through the seam, so it reaches a container on the
-/// remote host with nothing but the SSH master.
+/// remote host with nothing but the SSH master; `ajj doctor` sees the
+/// remote engine through it too.
 #[test]
 fn exec_reaches_a_container_on_the_remote_host() {
     let Some(()) = env() else { return };
@@ -591,5 +605,7 @@ fn exec_reaches_a_container_on_the_remote_host() {
         )
         .failure_with(4);
     assert_eq!(out.stdout, "remote\n");
+    let doctor = repo.ajj_in(&ws, &["doctor", "--json"]).success().json();
+    assert_eq!(doctor["ok"], true, "{doctor}");
     repo.ajj(&["workspace", "forget", "feat"]).success();
 }

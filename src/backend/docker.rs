@@ -753,6 +753,59 @@ impl Backend for DockerBackend {
         &self.host
     }
 
+    async fn engine_version(&self) -> Result<String> {
+        self.count();
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| self.api_error("reading the engine's version", e))?;
+        Ok(format!(
+            "Docker Engine {} (API {}, talking {}) at {}",
+            v.version.unwrap_or_default(),
+            v.api_version.unwrap_or_default(),
+            self.docker.client_version(),
+            self.docker_host
+        ))
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool> {
+        self.count();
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_code(&e) == Some(404) => Ok(false),
+            Err(e) => Err(self.api_error(&format!("inspecting image {image}"), e)),
+        }
+    }
+
+    async fn isolation_capacity(&self) -> Result<Option<(usize, usize)>> {
+        let used = self.used_subnets().await?;
+        let pools = match subnets::pool_from_env()? {
+            Some(pool) => vec![(pool, 24)],
+            None => {
+                self.count();
+                let info = self
+                    .docker
+                    .info()
+                    .await
+                    .map_err(|e| self.api_error("reading the engine's info", e))?;
+                let configured: Vec<(subnets::Cidr, u8)> = info
+                    .default_address_pools
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| {
+                        Some((subnets::Cidr::parse(&p.base?)?, u8::try_from(p.size?).ok()?))
+                    })
+                    .collect();
+                match configured.is_empty() {
+                    true => subnets::docker_default_pools(),
+                    false => configured,
+                }
+            }
+        };
+        Ok(Some(subnets::capacity(&pools, &used)))
+    }
+
     async fn ping(&self) -> Result<()> {
         self.count();
         self.docker

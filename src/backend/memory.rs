@@ -167,6 +167,16 @@ impl Backend for MemoryBackend {
         self.call("ping".into())
     }
 
+    async fn engine_version(&self) -> Result<String> {
+        self.call("version".into())?;
+        Ok("in-memory engine".into())
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool> {
+        self.call(format!("image_present {image}"))?;
+        Ok(!image.starts_with("missing/"))
+    }
+
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed> {
         self.call("observe".into())?;
         let w = self.world.lock().unwrap();

@@ -259,6 +259,15 @@ pub trait Backend: Naming {
     /// Whether the engine answers. `Unreachable` tells the watcher to wait
     /// and reconnect; any other answer means it is there.
     async fn ping(&self) -> Result<()>;
+    /// The engine and its version, for `ajj doctor`.
+    async fn engine_version(&self) -> Result<String>;
+    /// Whether an image is here already (no pull).
+    async fn image_present(&self, image: &str) -> Result<bool>;
+    /// How many more isolation units can be made, of how many: `None` where
+    /// there is no such limit (a cluster's namespaces).
+    async fn isolation_capacity(&self) -> Result<Option<(usize, usize)>> {
+        Ok(None)
+    }
     /// All objects of the repo, or of one workspace: one list per object kind.
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed>;
     async fn ensure_image(&self, image: &str) -> Result<()>;

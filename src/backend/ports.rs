@@ -54,6 +54,18 @@ fn with_ledger<T>(ctx: &RepoContext, f: impl FnOnce(&mut Ledger) -> (T, bool)) -
     Ok(out)
 }
 
+/// The ports reserved for this repo's workspaces, with their owners.
+pub fn reserved(ctx: &RepoContext) -> Vec<(u16, String)> {
+    let prefix = format!("{}/", ctx.repo_id);
+    std::fs::read(dir(ctx).join("local-ports.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Ledger>(&b).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, owner)| owner.starts_with(&prefix))
+        .collect()
+}
+
 /// A port free here, reserved by nobody, not in `avoid`: now `owner`'s.
 pub fn reserve(ctx: &RepoContext, owner: &str, avoid: &HashSet<u16>) -> Result<u16> {
     with_ledger(ctx, |ledger| {

@@ -53,6 +53,40 @@ fn mask(prefix: u8) -> u32 {
     }
 }
 
+/// Docker's own default address pools, when the engine does not report
+/// its configured ones: 172.17–31.0.0/16 as /16s and 192.168.0.0/16 as /20s.
+pub fn docker_default_pools() -> Vec<(Cidr, u8)> {
+    let mut pools: Vec<(Cidr, u8)> = (17..=31)
+        .map(|b| (Cidr::parse(&format!("172.{b}.0.0/16")).expect("valid"), 16))
+        .collect();
+    pools.push((Cidr::parse("192.168.0.0/16").expect("valid"), 20));
+    pools
+}
+
+/// How many networks of each pool's size fit, and how many of those no
+/// existing network overlaps: `(free, total)`.
+pub fn capacity(pools: &[(Cidr, u8)], used: &[Cidr]) -> (usize, usize) {
+    let (mut free, mut total) = (0, 0);
+    for (pool, size) in pools {
+        if *size < pool.prefix || *size > 32 {
+            continue;
+        }
+        let count = 1u64 << (*size - pool.prefix).min(16);
+        let step = 1u64 << (32 - *size as u32);
+        for i in 0..count {
+            let subnet = Cidr {
+                base: (pool.base as u64 + i * step) as u32,
+                prefix: *size,
+            };
+            total += 1;
+            if !used.iter().any(|u| u.overlaps(&subnet)) {
+                free += 1;
+            }
+        }
+    }
+    (free, total)
+}
+
 /// The pool from `$AETHER_NETWORK_POOL`, if set.
 pub fn pool_from_env() -> Result<Option<Cidr>> {
     let Ok(text) = std::env::var(ENV) else {
@@ -94,6 +128,25 @@ pub fn gateway(subnet: Cidr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capacity_counts_what_no_network_overlaps() {
+        let c = |t: &str| Cidr::parse(t).unwrap();
+        assert_eq!(docker_default_pools().len(), 16);
+        assert_eq!(capacity(&docker_default_pools(), &[]), (31, 31));
+        let used = [c("172.17.0.0/16"), c("192.168.16.0/20"), c("10.0.0.0/8")];
+        assert_eq!(capacity(&docker_default_pools(), &used), (29, 31));
+        // A /23 pool of /24s: two, one taken by a network inside it.
+        assert_eq!(
+            capacity(&[(c("10.9.0.0/23"), 24)], &[c("10.9.1.0/24")]),
+            (1, 2)
+        );
+        // A bigger network covering the pool takes all of it.
+        assert_eq!(
+            capacity(&[(c("10.9.0.0/23"), 24)], &[c("10.0.0.0/8")]),
+            (0, 2)
+        );
+    }
 
     fn c(s: &str) -> Cidr {
         Cidr::parse(s).unwrap()

@@ -140,6 +140,22 @@ pub struct WatcherLock {
     _file: File,
 }
 
+/// The pid of the `ajj watch` of this repo, if one runs: its lock is held.
+/// Read-only: the lock is only tried, and let go at once.
+pub fn watcher_pid(ctx: &RepoContext) -> Option<u32> {
+    use std::io::Read;
+    let mut file = File::open(ctx.state_dir().join("watch.lock")).ok()?;
+    match file.try_lock() {
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            file.read_to_string(&mut holder).ok()?;
+            holder.trim().parse().ok()
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
+}
+
 pub fn lock_watcher(ctx: &RepoContext) -> Result<WatcherLock> {
     use std::io::{Read, Seek, Write};
     let dir = ctx.state_dir();

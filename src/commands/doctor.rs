@@ -1,0 +1,248 @@
+//! `ajj doctor`: what stands between this machine and a working `ajj
+//! workspace add`, checked read-only and fast (no pull, no container).
+
+use crate::backend::{ports, Backend};
+use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::commands::{print_json, CommandHelper};
+use crate::model::repo::RepoContext;
+use crate::model::{config, envfile, jj};
+use crate::reconcile::report::SCHEMA_VERSION;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Check the machine and the repo, and say what to fix
+///
+/// jj, the backend (Docker, or ssh and the remote engine), how many more
+/// workspace networks fit, `.env` ignored, aether.toml valid, images
+/// present, the watcher, the local port ledger. Read-only: nothing is
+/// pulled, started or written. Exits 1 when a check fails.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    status: Status,
+    /// What was found, or what is wrong.
+    message: String,
+    /// The error code this would surface as elsewhere (warn and fail only).
+    code: Option<&'static str>,
+    hint: Option<String>,
+    details: Value,
+}
+
+impl Check {
+    fn ok(name: &'static str, message: impl Into<String>) -> Self {
+        Check {
+            name,
+            status: Status::Ok,
+            message: message.into(),
+            code: None,
+            hint: None,
+            details: json!({}),
+        }
+    }
+
+    fn from_error(name: &'static str, status: Status, e: &CommandError) -> Self {
+        Check {
+            name,
+            status,
+            message: e.message.clone(),
+            code: Some(e.code.as_str()),
+            hint: e.hint.clone(),
+            details: e.details.clone(),
+        }
+    }
+}
+
+pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let mut checks = vec![check_jj()];
+    let ctx = helper.discover();
+    match &ctx {
+        Ok(ctx) => {
+            checks.extend(check_files(ctx));
+            checks.extend(crate::base::runtime::block_on(check_backend(helper, ctx)));
+            checks.push(check_watcher(ctx));
+            checks.push(check_ledger(ctx));
+        }
+        Err(e) => checks.push(Check::from_error("repo", Status::Fail, e)),
+    }
+    let failed = checks.iter().any(|c| c.status == Status::Fail);
+    if args.json {
+        print_json(&json!({ "schema_version": SCHEMA_VERSION, "ok": !failed, "checks": checks }));
+    } else {
+        for c in &checks {
+            let tag = match c.status {
+                Status::Ok => "ok  ",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            let code = c.code.map(|k| format!(" [{k}]")).unwrap_or_default();
+            println!("{tag} {:<9} {}{code}", c.name, c.message);
+            if let Some(h) = &c.hint {
+                println!("     {:<9} hint: {h}", "");
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+fn check_jj() -> Check {
+    match jj::version() {
+        Ok((major, minor, patch)) if (major, minor) < jj::MIN_VERSION => Check {
+            name: "jj",
+            status: Status::Fail,
+            message: format!(
+                "jj {major}.{minor}.{patch} is too old; Aether needs jj 0.44 or newer"
+            ),
+            code: Some(ErrorCode::JjTooOld.as_str()),
+            hint: Some("upgrade: `cargo install jj-cli@0.45.1 --locked`".into()),
+            details: json!({ "found": format!("{major}.{minor}.{patch}"), "required": "0.44.0" }),
+        },
+        Ok((major, minor, patch)) => Check::ok("jj", format!("jj {major}.{minor}.{patch}")),
+        Err(e) => Check::from_error("jj", Status::Fail, &e),
+    }
+}
+
+/// `.env` ignored, aether.toml valid.
+fn check_files(ctx: &RepoContext) -> Vec<Check> {
+    let root = &ctx.workspace_root;
+    let ignored = match envfile::is_ignored(root) {
+        true => Check::ok("env_file", ".env is ignored by jj"),
+        false => Check::from_error(
+            "env_file",
+            Status::Warn,
+            &CommandError::new(
+                ErrorCode::EnvNotIgnored,
+                format!(
+                    "{} is not ignored: jj would commit Aether's block and your secrets",
+                    root.join(".env").display()
+                ),
+            )
+            .hint("add `.env` to .gitignore (`ajj init` does)"),
+        ),
+    };
+    let config = match config::load_from_root(root) {
+        Ok(c) => Check::ok(
+            "config",
+            format!("aether.toml is valid: {} service(s)", c.services.len()),
+        ),
+        Err(e) => Check::from_error("config", Status::Fail, &e),
+    };
+    vec![ignored, config]
+}
+
+/// The backend reachable (over ssh for a remote one), how many more
+/// workspace networks fit, every image present.
+async fn check_backend(helper: &CommandHelper, ctx: &RepoContext) -> Vec<Check> {
+    let connected = match helper.desired_backend(ctx) {
+        Ok(spec) => helper.connect(ctx, &spec).await,
+        Err(e) => Err(e),
+    };
+    let backend = match connected {
+        Ok(b) => b,
+        Err(e) => return vec![Check::from_error("backend", Status::Fail, &e)],
+    };
+    let mut checks = vec![match backend.engine_version().await {
+        Ok(v) => Check::ok("backend", v),
+        Err(e) => Check::from_error("backend", Status::Fail, &e.into()),
+    }];
+    checks.push(match backend.isolation_capacity().await {
+        Ok(Some((free, total))) => networks(free, total),
+        Ok(None) => Check::ok("networks", "no limit on workspace networks"),
+        Err(e) => Check::from_error("networks", Status::Warn, &e.into()),
+    });
+    if let Ok(config) = config::load_from_root(&ctx.workspace_root) {
+        for svc in config.services.values() {
+            checks.push(image(&backend, &svc.spec.image).await);
+        }
+    }
+    checks
+}
+
+fn networks(free: usize, total: usize) -> Check {
+    let message = format!("{free} more workspace network(s) fit ({total} in the address pools)");
+    if free >= 5 {
+        return Check::ok("networks", message);
+    }
+    let mut c = Check::from_error(
+        "networks",
+        if free == 0 { Status::Fail } else { Status::Warn },
+        &CommandError::new(ErrorCode::NetworkPoolExhausted, message)
+            .hint(format!(
+                "forget unused workspaces (`ajj status --all`), give Aether a range of its own ({}=10.203.0.0/16, one /24 per workspace), or give Docker more, smaller pools in /etc/docker/daemon.json",
+                crate::backend::subnets::ENV
+            ))
+            .detail("free", free)
+            .detail("total", total),
+    );
+    c.message = format!("only {}", c.message);
+    c
+}
+
+async fn image(backend: &impl Backend, image: &str) -> Check {
+    match backend.image_present(image).await {
+        Ok(true) => Check::ok("image", format!("{image} is present")),
+        Ok(false) => Check::from_error(
+            "image",
+            Status::Warn,
+            &CommandError::new(
+                ErrorCode::ImageNotFound,
+                format!("{image} is not present: the first add pulls it"),
+            )
+            .hint(format!(
+                "pull it now (`docker pull {image}`), or build it if it is your own"
+            ))
+            .detail("image", image),
+        ),
+        Err(e) => Check::from_error("image", Status::Warn, &e.into()),
+    }
+}
+
+fn check_watcher(ctx: &RepoContext) -> Check {
+    match crate::model::repo::watcher_pid(ctx) {
+        Some(pid) => {
+            let mut c = Check::ok("watcher", format!("`ajj watch` runs (pid {pid})"));
+            c.details = json!({ "pid": pid });
+            c
+        }
+        None => Check::ok(
+            "watcher",
+            "no `ajj watch` runs: plain jj commands are followed at the next `ajj reconcile`",
+        ),
+    }
+}
+
+/// Local ports reserved for the forwards of this repo's remote
+/// environments: one another program binds breaks `ajj run`.
+fn check_ledger(ctx: &RepoContext) -> Check {
+    let busy: Vec<(u16, String)> = ports::reserved(ctx)
+        .into_iter()
+        .filter(|(port, _)| !portpicker::is_free_tcp(*port))
+        .collect();
+    match busy.first() {
+        None => Check::ok("ports", "every local port reserved for forwards is free"),
+        Some((port, owner)) => Check::from_error(
+            "ports",
+            Status::Warn,
+            &CommandError::new(
+                ErrorCode::LocalPortBusy,
+                format!("127.0.0.1:{port}, reserved for {owner}, is bound now (by `ajj run`/`ajj tunnel` if one runs, else by another program)"),
+            )
+            .hint(format!("`ss -ltnp 'sport = :{port}'` shows who; stop it, or forget and re-add that workspace for new ports"))
+            .detail("ports", busy.iter().map(|(p, _)| *p).collect::<Vec<_>>()),
+        ),
+    }
+}
