@@ -2,8 +2,8 @@
 
 use crate::base::error::Result;
 use crate::commands::{
-    doctor, env, exec, hooks, init, man, reconcile, run, status, trust, tunnel, untrust, watch,
-    workspace, CommandHelper,
+    doctor, env, exec, hooks, init, man, reconcile, run, schema, status, trust, tunnel, untrust,
+    watch, workspace, CommandHelper,
 };
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -55,6 +55,7 @@ pub enum Command {
     Hooks(hooks::HooksCommand),
     Man(man::Args),
     Doctor(doctor::Args),
+    Schema(schema::Args),
     Tunnel(tunnel::Args),
     Trust(trust::Args),
     Untrust(untrust::Args),
@@ -84,6 +85,7 @@ impl Cli {
             Command::Hooks(cmd) => hooks::run(cmd),
             Command::Man(args) => man::run(args),
             Command::Doctor(args) => doctor::run(h, args),
+            Command::Schema(args) => schema::run(args),
             Command::Tunnel(args) => tunnel::run(h, args),
             Command::Trust(args) => trust::run(h, args),
             Command::Untrust(args) => untrust::run(h, args),
@@ -149,7 +151,8 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
                 | "trust"
                 | "untrust"
                 | "man"
-                | "doctor",
+                | "doctor"
+                | "schema",
             ..
         ] | ["workspace", "add" | "forget"]
     )

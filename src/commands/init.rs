@@ -8,7 +8,12 @@ use crate::model::config;
 use crate::model::envfile;
 use serde_json::json;
 
-const STARTER: &str = r#"# Services for this workspace: every jj workspace gets its own copy of each,
+/// Where `ajj init` writes the schema, next to aether.toml; the directive
+/// Taplo (Even Better TOML) reads points at it.
+pub const SCHEMA_FILE: &str = "aether.schema.json";
+
+const STARTER: &str = r#"#:schema ./aether.schema.json
+# Services for this workspace: every jj workspace gets its own copy of each,
 # on free ports of 127.0.0.1, with the connection details written to .env.
 # See aether.toml.example for every key. Uncomment and adjust:
 
@@ -45,6 +50,9 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
         write_atomic(&config_path, STARTER.as_bytes(), 0o644)?;
         true
     };
+    // The schema follows this binary: rewritten on every init.
+    let schema = serde_json::to_vec_pretty(&config::schema()).expect("a schema serialises");
+    write_atomic(&root.join(SCHEMA_FILE), &schema, 0o644)?;
 
     let mut ignored_now = false;
     if !envfile::is_ignored(root) {
@@ -74,6 +82,7 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
             "schema_version": crate::reconcile::report::SCHEMA_VERSION,
             "config": config_path.display().to_string(),
             "wrote_config": wrote_config,
+            "schema": root.join(SCHEMA_FILE).display().to_string(),
             "added_env_to_gitignore": ignored_now,
         }));
     } else {

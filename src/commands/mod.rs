@@ -10,6 +10,7 @@ pub mod man;
 pub mod passthrough;
 pub mod reconcile;
 pub mod run;
+pub mod schema;
 pub mod status;
 pub mod trust;
 pub mod tunnel;

@@ -5,6 +5,7 @@ use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::base::template::{self, Piece};
 use crate::model::backend_spec::{valid_socket_path, BackendSpec, DEFAULT_DOCKER_SOCKET};
 use crate::model::ssh_target::SshTarget;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -131,60 +132,124 @@ pub fn var_prefix(service: &str) -> String {
 
 // ---- raw, as written by the user ------------------------------------------
 
-#[derive(Deserialize)]
+/// `aether.toml`: the services a workspace needs, the variables derived
+/// from them, and where they run. Every workspace reads its own copy.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "aether.toml")]
 struct RawConfig {
+    /// The services of each workspace, by name (1-40 characters of a-z,
+    /// 0-9, '-' and '_', starting with a letter or digit).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawService>")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$" }))]
     services: BTreeMap<String, Spanned<RawService>>,
+    /// Variables written into `.env` beside the generated ones: NAME =
+    /// "template", with `{service.host}`, `{service.port}`, `{service.url}`,
+    /// `{workspace}` placeholders.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     env: BTreeMap<String, Spanned<String>>,
+    /// Where the services run (default: local Docker).
+    #[schemars(with = "Option<RawBackend>")]
     backend: Option<Spanned<RawBackend>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawBackend {
+    /// `docker` (local) or `docker-ssh` (Docker on `host`, over SSH).
+    #[schemars(with = "BackendKind")]
     kind: Spanned<String>,
+    /// For `docker-ssh`: `user@host:port`, `ssh://user@host:port` or an
+    /// ssh_config alias.
+    #[schemars(with = "Option<String>")]
     host: Option<Spanned<String>>,
+    /// For `docker-ssh`: the Docker socket on the remote host (default
+    /// /var/run/docker.sock).
+    #[schemars(with = "Option<String>")]
     docker_socket: Option<Spanned<String>>,
+    /// For `docker-ssh`: how long the SSH connection outlives the last
+    /// command, e.g. "10m".
+    #[schemars(with = "Option<String>")]
     persist: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// The backend kinds `[backend] kind` accepts.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)] // only its schema is used; the loader reads a string
+enum BackendKind {
+    Docker,
+    DockerSsh,
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawService {
+    /// The image to run, e.g. "postgres:16".
+    #[schemars(with = "String")]
     image: Spanned<String>,
+    /// Container ports to publish on 127.0.0.1 (each gets a free host port).
     #[serde(default)]
+    #[schemars(with = "Vec<std::num::NonZeroU16>")]
     ports: Vec<Spanned<u16>>,
+    /// The container's environment (strings, numbers or booleans).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Scalar>")]
     env: BTreeMap<String, Spanned<Scalar>>,
+    /// The command, as a list of words (no shell).
+    #[schemars(with = "Option<Vec<String>>")]
     command: Option<Spanned<Vec<String>>>,
+    /// Named volumes: name → path in the container.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     volumes: BTreeMap<String, Spanned<String>>,
+    /// How readiness is decided; without one, a listener on every port.
+    #[schemars(with = "Option<RawHealthcheck>")]
     healthcheck: Option<Spanned<RawHealthcheck>>,
+    /// The service's URL template, e.g. "postgres://u:p@{host}:{port}/db".
+    #[schemars(with = "Option<String>")]
     connection_string: Option<Spanned<String>>,
+    /// How long to wait for readiness, e.g. "60s".
+    #[schemars(with = "Option<String>")]
     ready_timeout: Option<Spanned<String>>,
+    /// How long a stop may take before the container is killed, e.g. "10s".
+    #[schemars(with = "Option<String>")]
     stop_timeout: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawHealthcheck {
+    /// The check, as a list of words run in the container.
+    #[schemars(with = "Vec<String>")]
     command: Spanned<Vec<String>>,
+    /// e.g. "1s".
+    #[schemars(with = "Option<String>")]
     interval: Option<Spanned<String>>,
+    /// e.g. "5s".
+    #[schemars(with = "Option<String>")]
     timeout: Option<Spanned<String>>,
     retries: Option<u32>,
+    /// e.g. "10s".
+    #[schemars(with = "Option<String>")]
     start_period: Option<Spanned<String>>,
 }
 
 /// Container environment values may be written as numbers or booleans too.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum Scalar {
     String(String),
     Integer(i64),
     Float(f64),
     Bool(bool),
+}
+
+/// The JSON Schema of `aether.toml`, from the very types that load it.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawConfig)).expect("a schema serialises")
 }
 
 impl Scalar {
