@@ -401,7 +401,11 @@ fn init_keeps_an_existing_config_unless_forced() {
     let forced = repo.ajj(&["init", "--force", "--json"]).success().json();
     assert_eq!(forced["wrote_config"], true);
     let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.starts_with("# Services for this workspace"), "{text}");
+    // The editors' schema directive first (Taplo reads it at the top), then the starter.
+    assert!(
+        text.starts_with("#:schema ./aether.schema.json\n# Services for this workspace"),
+        "{text}"
+    );
     // And a repo whose .env is not ignored gets it ignored.
     std::fs::write(repo.main.join(".gitignore"), "target/\n").unwrap();
     let fixed = repo.ajj(&["init", "--json"]).success().json();
