@@ -11,3 +11,5 @@ _ajj_hook() {
 if [[ ";${PROMPT_COMMAND[*]:-};" != *";_ajj_hook;"* ]]; then
   PROMPT_COMMAND="_ajj_hook${PROMPT_COMMAND:+;$PROMPT_COMMAND}"
 fi
+# Completion: Aether's commands, workspace and service names; the rest is jj's.
+source <(command ajj completions bash)

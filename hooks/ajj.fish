@@ -8,3 +8,5 @@ function __ajj_hook --on-variable PWD --on-event fish_prompt
     command ajj env --shell fish | source
 end
 __ajj_hook
+# Completion: Aether's commands, workspace and service names; the rest is jj's.
+command ajj completions fish | source

@@ -12,3 +12,5 @@ autoload -Uz add-zsh-hook
 add-zsh-hook chpwd _ajj_hook
 add-zsh-hook precmd _ajj_hook
 _ajj_hook
+# Completion (needs compinit, which most zsh setups run before this line).
+(( $+functions[compdef] )) && source <(command ajj completions zsh)

@@ -2,8 +2,8 @@
 
 use crate::base::error::Result;
 use crate::commands::{
-    doctor, env, exec, hooks, init, man, reconcile, run, schema, status, trust, tunnel, untrust,
-    watch, workspace, CommandHelper,
+    completions, doctor, env, exec, hooks, init, man, reconcile, run, schema, status, trust,
+    tunnel, untrust, watch, workspace, CommandHelper,
 };
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -21,7 +21,8 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Path to a jj workspace to operate on, as jj's -R (default: the current directory)
-    #[arg(short = 'R', long = "repository", global = true, value_name = "PATH")]
+    #[arg(short = 'R', long = "repository", global = true, value_name = "PATH",
+          add = clap_complete::ArgValueCompleter::new(crate::commands::completions::workspace_roots))]
     pub repository: Option<PathBuf>,
 
     /// Where environments run: `docker` (local) or `ssh://user@host:port`
@@ -56,6 +57,7 @@ pub enum Command {
     Man(man::Args),
     Doctor(doctor::Args),
     Schema(schema::Args),
+    Completions(completions::Args),
     Tunnel(tunnel::Args),
     Trust(trust::Args),
     Untrust(untrust::Args),
@@ -86,6 +88,7 @@ impl Cli {
             Command::Man(args) => man::run(args),
             Command::Doctor(args) => doctor::run(h, args),
             Command::Schema(args) => schema::run(args),
+            Command::Completions(args) => completions::run(args),
             Command::Tunnel(args) => tunnel::run(h, args),
             Command::Trust(args) => trust::run(h, args),
             Command::Untrust(args) => untrust::run(h, args),
@@ -152,7 +155,8 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
                 | "untrust"
                 | "man"
                 | "doctor"
-                | "schema",
+                | "schema"
+                | "completions",
             ..
         ] | ["workspace", "add" | "forget"]
     )

@@ -33,6 +33,11 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
 #[cfg_attr(test, allow(dead_code))]
 fn real_main() {
     let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(shell) =
+        std::env::var_os(commands::completions::VAR).filter(|v| !v.is_empty() && v != "0")
+    {
+        commands::completions::complete(&args, &shell);
+    }
     if !cli::routes_to_aether(&args[1..]) {
         commands::passthrough::exec_jj(&args[1..]);
     }

@@ -18,6 +18,7 @@ use std::io::Write;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The service, as named in aether.toml
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::commands::completions::service_names))]
     pub service: String,
     /// The command and its arguments (write them after `--`)
     #[arg(

@@ -1,5 +1,6 @@
 //! One module per command, as in jj's `cli/src/commands/`.
 
+pub mod completions;
 pub mod doctor;
 pub mod env;
 pub mod exec;

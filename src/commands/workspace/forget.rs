@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Names of the workspaces to forget (default: the current one)
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::commands::completions::workspace_names))]
     pub workspaces: Vec<String>,
     /// Delete the volumes now, whatever `aether.keep-forgotten-data` says
     #[arg(long)]
