@@ -3,6 +3,7 @@
 //! (even by `kill -9`) is finished by the next one.
 
 use super::plan::{self, Action, Reason};
+use super::progress::{Phase, Progress};
 use super::steps::Step;
 use crate::backend::ports;
 use crate::backend::readiness::Target;
@@ -29,7 +30,7 @@ pub struct Applier<'a, B: Backend> {
     /// unit tests.
     pub jj: Box<dyn Workspaces + 'a>,
     /// Human progress on stderr.
-    pub verbose: bool,
+    pub progress: Progress,
     /// Host ports this process has picked or knows to be reserved.
     claimed: Mutex<HashSet<u16>>,
     pub warnings: Mutex<Vec<String>>,
@@ -46,16 +47,14 @@ impl<'a, B: Backend> Applier<'a, B> {
             backend,
             ctx,
             jj: Box::new(JjAt(ctx.workspace_root.clone())),
-            verbose,
+            progress: Progress::for_stderr(verbose),
             claimed: Mutex::new(HashSet::new()),
             warnings: Mutex::new(Vec::new()),
         }
     }
 
     fn say(&self, line: String) {
-        if self.verbose {
-            eprintln!("{line}");
-        }
+        self.progress.line(&line);
     }
 
     fn warn(&self, line: String) {
@@ -315,7 +314,15 @@ impl<'a, B: Backend> Applier<'a, B> {
             })
             .collect();
         for image in images {
-            prep.push(self.backend.ensure_image(image).boxed_local());
+            prep.push(
+                async move {
+                    self.progress.phase(image, Phase::Preparing);
+                    self.backend.ensure_image(image).await?;
+                    self.progress.phase(image, Phase::Prepared);
+                    Ok(())
+                }
+                .boxed_local(),
+            );
         }
         let (network_id, prepared) = futures_util::join!(network, join_all(prep));
         let network_id = network_id?.unwrap_or_default();
@@ -481,11 +488,13 @@ impl<'a, B: Backend> Applier<'a, B> {
             (Some(old), true) => self.start_or_replace(run, old, &mut ports).await?,
             (old, _) => {
                 if let Some(old) = old {
-                    self.say(format!("Recreating {workspace}/{name}"));
+                    self.progress
+                        .phase(&format!("{workspace}/{name}"), Phase::Recreating);
                     let grace = Duration::from_secs(run.svc.spec.stop_timeout_secs);
                     self.backend.remove_container(old, Some(grace)).await?;
                 } else {
-                    self.say(format!("Creating {workspace}/{name}"));
+                    self.progress
+                        .phase(&format!("{workspace}/{name}"), Phase::Creating);
                 }
                 self.create_with_retry(run, &mut ports, false).await?
             }
@@ -506,6 +515,8 @@ impl<'a, B: Backend> Applier<'a, B> {
             timeout: run.svc.ready_timeout,
         };
         let started = std::time::Instant::now();
+        self.progress
+            .phase(&format!("{workspace}/{name}"), Phase::Waiting);
         self.backend.wait_ready(&target).await?;
         tracing::debug!(
             workspace,
@@ -513,7 +524,8 @@ impl<'a, B: Backend> Applier<'a, B> {
             ms = started.elapsed().as_millis() as u64,
             "ready after start"
         );
-        self.say(format!("Ready {workspace}/{name}"));
+        self.progress
+            .phase(&format!("{workspace}/{name}"), Phase::Ready);
         Ok(ports)
     }
 
@@ -527,7 +539,10 @@ impl<'a, B: Backend> Applier<'a, B> {
         old: &str,
         ports: &mut BTreeMap<u16, u16>,
     ) -> Result<String> {
-        self.say(format!("Starting {}/{}", run.owner.name, run.svc.name));
+        self.progress.phase(
+            &format!("{}/{}", run.owner.name, run.svc.name),
+            Phase::Starting,
+        );
         match self.backend.start(old).await {
             Ok(()) => Ok(old.to_string()),
             Err(e) if e.is(Fault::NotFound) => self.create_with_retry(run, ports, false).await,

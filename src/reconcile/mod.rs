@@ -7,6 +7,7 @@ mod apply_tests;
 #[cfg(test)]
 mod pass_tests;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod steps;
 

@@ -9,6 +9,7 @@ use crate::model::desired::{Desired, DesiredWorkspace};
 use crate::model::envfile;
 use crate::model::jj;
 use crate::model::repo::RepoContext;
+use crate::reconcile::progress::Progress;
 use crate::reconcile::report;
 use crate::reconcile::{self, apply::Applier};
 use std::ffi::OsString;
@@ -315,7 +316,12 @@ async fn provision(
     observed: Observed,
 ) -> Result<i32> {
     let desired = &all.workspaces[name];
-    let applier = Applier::new(backend, ctx, true);
+    let mut applier = Applier::new(backend, ctx, true);
+    if args.json {
+        // Progress still goes to stderr, as plain lines: nothing is drawn
+        // for a program reading the JSON.
+        applier.progress = Progress::Lines;
+    }
     let settled = reconcile::converge_workspace(&applier, all, name, Some(root), Some(observed))
         .await
         .map_err(|e| {
