@@ -85,7 +85,7 @@ impl Cli {
             Command::Watch(args) => watch::run(h, args),
             Command::Env(args) => env::run(h, args),
             Command::Hooks(cmd) => hooks::run(cmd),
-            Command::Man(args) => man::run(args),
+            Command::Man(args) => man::run(args, <Cli as clap::CommandFactory>::command()),
             Command::Doctor(args) => doctor::run(h, args),
             Command::Schema(args) => schema::run(args),
             Command::Completions(args) => completions::run(args),

@@ -36,7 +36,12 @@ fn real_main() {
     if let Some(shell) =
         std::env::var_os(commands::completions::VAR).filter(|v| !v.is_empty() && v != "0")
     {
-        commands::completions::complete(&args, &shell);
+        commands::completions::complete(
+            &args,
+            &shell,
+            <cli::Cli as clap::CommandFactory>::command,
+            cli::routes_to_aether,
+        );
     }
     if !cli::routes_to_aether(&args[1..]) {
         commands::passthrough::exec_jj(&args[1..]);

@@ -4,22 +4,9 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 
-/// Runs `script` in `program` in the workspace `dir`, with ajj on PATH.
 fn run_in(repo: &TestRepo, dir: &std::path::Path, program: &str, script: &str) -> String {
-    let mut cmd = Command::new(program);
-    repo.hermetic(&mut cmd);
-    cmd.env("PATH", path_with_ajj())
-        .args(["-c", script])
-        .current_dir(dir);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    shell_in(repo, dir, program, script, &[])
 }
 
 /// What bash's completion offers for `line` (the last word is completed),

@@ -8,19 +8,13 @@ use std::path::Path;
 use std::process::Command;
 
 fn shell(repo: &TestRepo, program: &str, script: &str) -> String {
-    let mut cmd = Command::new(program);
-    repo.hermetic(&mut cmd);
-    cmd.env("PATH", path_with_ajj())
-        .env("WEB_PORT", "users-own")
-        .args(["-c", script])
-        .current_dir(&repo.base);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    shell_in(
+        repo,
+        &repo.base,
+        program,
+        script,
+        &[("WEB_PORT", "users-own")],
+    )
 }
 
 #[test]

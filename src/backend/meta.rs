@@ -7,7 +7,7 @@
 
 use super::labels;
 use super::{format_ports_label, ContainerRequest, WorkspaceRef};
-use crate::model::config::hex;
+use crate::base::hex::hex;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 

@@ -3,5 +3,6 @@
 
 pub mod error;
 pub mod fs;
+pub mod hex;
 pub mod runtime;
 pub mod template;

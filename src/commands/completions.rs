@@ -5,7 +5,6 @@
 //! both answer, so `ajj <TAB>` offers jj's commands and Aether's.
 
 use crate::base::error::{CommandError, ErrorCode, Result};
-use clap::CommandFactory;
 use clap_complete::env::{Bash, EnvCompleter, Fish, Zsh};
 use clap_complete::CompletionCandidate;
 use std::ffi::{OsStr, OsString};
@@ -54,8 +53,14 @@ pub fn run(args: Args) -> Result<i32> {
 
 /// Answers a completion request (`COMPLETE=<shell> ajj -- ajj <words>`)
 /// and exits. Runs before any routing: the pass-through path only pays
-/// for one environment lookup.
-pub fn complete(args: &[OsString], shell_name: &OsStr) -> ! {
+/// for one environment lookup. `cli.rs` hands down the command line's
+/// definition and its routing rule.
+pub fn complete(
+    args: &[OsString],
+    shell_name: &OsStr,
+    cli: impl FnOnce() -> clap::Command,
+    routes_to_aether: fn(&[OsString]) -> bool,
+) -> ! {
     let Some(sh) = shell(&shell_name.to_string_lossy()) else {
         std::process::exit(1);
     };
@@ -76,13 +81,14 @@ pub fn complete(args: &[OsString], shell_name: &OsStr) -> ! {
     let before = &words[1..index.min(words.len())];
     let at_command = before.iter().all(|w| w.to_string_lossy().starts_with('-'));
     let mut out = Vec::new();
-    if at_command || crate::cli::routes_to_aether(&words[1..]) {
-        let mut cmd = crate::cli::Cli::command();
+    let ours = routes_to_aether(&words[1..]);
+    if at_command || ours {
+        let mut cmd = cli();
         cmd.build();
         let cwd = std::env::current_dir().ok();
         let _ = sh.write_complete(&mut cmd, words.clone(), cwd.as_deref(), &mut out);
     }
-    if at_command || !crate::cli::routes_to_aether(&words[1..]) {
+    if at_command || !ours {
         let sep = separator(&shell_name.to_string_lossy());
         out = merge(&out, &jj_candidates(shell_name, &words), &sep);
     }
@@ -132,50 +138,45 @@ fn jj_candidates(shell: &OsStr, words: &[OsString]) -> Vec<u8> {
     cmd.output().map(|o| o.stdout).unwrap_or_default()
 }
 
+/// The workspaces jj lists from here, and the candidates among `values`
+/// that start with `current`.
+fn listed() -> Vec<crate::model::jj::WorkspaceEntry> {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| crate::model::jj::list_workspaces(&cwd).ok())
+        .unwrap_or_default()
+}
+
+fn starting_with(
+    current: &OsStr,
+    values: impl IntoIterator<Item = String>,
+) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    values
+        .into_iter()
+        .filter(|v| v.starts_with(prefix.as_ref()))
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
 /// The workspaces jj lists, for `forget`.
 pub fn workspace_names(current: &OsStr) -> Vec<CompletionCandidate> {
-    let Ok(cwd) = std::env::current_dir() else {
-        return vec![];
-    };
-    let prefix = current.to_string_lossy();
-    crate::model::jj::list_workspaces(&cwd)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.name.starts_with(prefix.as_ref()))
-        .map(|e| CompletionCandidate::new(e.name))
-        .collect()
+    starting_with(current, listed().into_iter().map(|e| e.name))
 }
 
 /// The roots of the workspaces jj lists, for `-R`.
 pub fn workspace_roots(current: &OsStr) -> Vec<CompletionCandidate> {
-    let Ok(cwd) = std::env::current_dir() else {
-        return vec![];
-    };
-    let prefix = current.to_string_lossy();
-    crate::model::jj::list_workspaces(&cwd)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|e| e.root)
-        .map(|r| r.display().to_string())
-        .filter(|r| r.starts_with(prefix.as_ref()))
-        .map(CompletionCandidate::new)
-        .collect()
+    let roots = listed().into_iter().filter_map(|e| e.root);
+    starting_with(current, roots.map(|r| r.display().to_string()))
 }
 
 /// The services of this workspace's aether.toml, for `exec`.
 pub fn service_names(current: &OsStr) -> Vec<CompletionCandidate> {
-    let Ok(ctx) = std::env::current_dir()
-        .map_err(|_| ())
-        .and_then(|d| crate::model::repo::RepoContext::discover(&d).map_err(|_| ()))
-    else {
-        return vec![];
-    };
-    let prefix = current.to_string_lossy();
-    crate::model::config::load_from_root(&ctx.workspace_root)
+    let services = std::env::current_dir()
+        .ok()
+        .and_then(|d| crate::model::repo::RepoContext::discover(&d).ok())
+        .and_then(|ctx| crate::model::config::load_from_root(&ctx.workspace_root).ok())
         .map(|c| c.services.into_keys().collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|s| s.starts_with(prefix.as_ref()))
-        .map(CompletionCandidate::new)
-        .collect()
+        .unwrap_or_default();
+    starting_with(current, services)
 }

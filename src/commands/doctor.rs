@@ -72,8 +72,15 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let ctx = helper.discover();
     match &ctx {
         Ok(ctx) => {
-            checks.extend(check_files(ctx));
-            checks.extend(crate::base::runtime::block_on(check_backend(helper, ctx)));
+            let config = config::load_from_root(&ctx.workspace_root);
+            checks.extend(check_files(ctx, &config));
+            let images: Vec<String> = config
+                .iter()
+                .flat_map(|c| c.services.values().map(|s| s.spec.image.clone()))
+                .collect();
+            checks.extend(crate::base::runtime::block_on(check_backend(
+                helper, ctx, &images,
+            )));
             checks.push(check_watcher(ctx));
             checks.push(check_ledger(ctx));
         }
@@ -117,7 +124,7 @@ fn check_jj() -> Check {
 }
 
 /// `.env` ignored, aether.toml valid.
-fn check_files(ctx: &RepoContext) -> Vec<Check> {
+fn check_files(ctx: &RepoContext, config: &Result<config::Config>) -> Vec<Check> {
     let root = &ctx.workspace_root;
     let ignored = match envfile::is_ignored(root) {
         true => Check::ok("env_file", ".env is ignored by jj"),
@@ -134,19 +141,19 @@ fn check_files(ctx: &RepoContext) -> Vec<Check> {
             .hint("add `.env` to .gitignore (`ajj init` does)"),
         ),
     };
-    let config = match config::load_from_root(root) {
+    let config = match config {
         Ok(c) => Check::ok(
             "config",
             format!("aether.toml is valid: {} service(s)", c.services.len()),
         ),
-        Err(e) => Check::from_error("config", Status::Fail, &e),
+        Err(e) => Check::from_error("config", Status::Fail, e),
     };
     vec![ignored, config]
 }
 
 /// The backend reachable (over ssh for a remote one), how many more
 /// workspace networks fit, every image present.
-async fn check_backend(helper: &CommandHelper, ctx: &RepoContext) -> Vec<Check> {
+async fn check_backend(helper: &CommandHelper, ctx: &RepoContext, images: &[String]) -> Vec<Check> {
     let connected = match helper.desired_backend(ctx) {
         Ok(spec) => helper.connect(ctx, &spec).await,
         Err(e) => Err(e),
@@ -164,10 +171,8 @@ async fn check_backend(helper: &CommandHelper, ctx: &RepoContext) -> Vec<Check> 
         Ok(None) => Check::ok("networks", "no limit on workspace networks"),
         Err(e) => Check::from_error("networks", Status::Warn, &e.into()),
     });
-    if let Ok(config) = config::load_from_root(&ctx.workspace_root) {
-        for svc in config.services.values() {
-            checks.push(image(&backend, &svc.spec.image).await);
-        }
+    for name in images {
+        checks.push(image(&backend, name).await);
     }
     checks
 }

@@ -3,8 +3,8 @@
 //! it reads one file and never starts a runtime, jj or Docker.
 
 use crate::base::error::Result;
+use crate::commands::print_json;
 use crate::commands::CommandHelper;
-use crate::commands::{print_json, run::workspace_root};
 use crate::model::envfile;
 use crate::model::trust;
 use crate::reconcile::report::SCHEMA_VERSION;
@@ -64,7 +64,7 @@ pub struct Here {
 pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let start = helper.start_dir()?;
     // Trust is keyed by the real path of the root.
-    let root = workspace_root(&start.canonicalize().unwrap_or(start.clone()));
+    let root = crate::model::repo::workspace_root(&start.canonicalize().unwrap_or(start.clone()));
     let Some(shell) = args.shell else {
         let root = root.ok_or_else(|| {
             crate::base::error::CommandError::new(

@@ -5,8 +5,9 @@
 
 use crate::backend::{self, docker::DockerBackend};
 use crate::base::error::{CommandError, Result};
-use crate::model::backend_spec::{self, BackendSpec};
+use crate::model::backend_spec::BackendSpec;
 use crate::model::repo::RepoContext;
+use crate::model::state;
 use std::path::{Path, PathBuf};
 
 pub struct CommandHelper {
@@ -54,12 +55,12 @@ impl CommandHelper {
 
     /// The backend new environments of this repo go to.
     pub fn desired_backend(&self, ctx: &RepoContext) -> Result<BackendSpec> {
-        Ok(backend_spec::desired(ctx, self.backend_override()?))
+        Ok(state::desired_backend(ctx, self.backend_override()?))
     }
 
     /// The backend holding `workspace`'s environment.
     pub fn workspace_backend(&self, ctx: &RepoContext, workspace: &str) -> Result<BackendSpec> {
-        backend_spec::recorded(ctx, workspace, self.backend_override()?)
+        state::workspace_backend(ctx, workspace, self.backend_override()?)
     }
 
     /// Connects to [`Self::desired_backend`].

@@ -3,7 +3,6 @@
 
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::base::fs::write_atomic;
-use clap::CommandFactory;
 use std::path::{Path, PathBuf};
 
 /// Write the manual pages into a directory
@@ -16,12 +15,12 @@ pub struct Args {
     pub dir: PathBuf,
 }
 
-pub fn run(args: Args) -> Result<i32> {
+/// `cmd` is the whole command line's definition, handed down by `cli.rs`.
+pub fn run(args: Args, mut cmd: clap::Command) -> Result<i32> {
     std::fs::create_dir_all(&args.dir).map_err(|e| {
         CommandError::io(format!("cannot make {}", args.dir.display()), e)
             .hint("choose a directory you can write, e.g. ~/.local/share/man/man1")
     })?;
-    let mut cmd = crate::cli::Cli::command();
     cmd.build();
     let mut written = Vec::new();
     write_pages(&cmd, "ajj", &args.dir, &mut written)?;

@@ -11,7 +11,6 @@ use crate::commands::CommandHelper;
 use crate::model::envfile;
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -62,17 +61,9 @@ fn install_forwarding() {
     }
 }
 
-/// The nearest directory at or above `start` holding `.jj/`.
-pub fn workspace_root(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .find(|d| d.join(".jj").is_dir())
-        .map(Path::to_path_buf)
-}
-
 pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let start = helper.start_dir()?;
-    let root = workspace_root(&start).ok_or_else(|| {
+    let root = crate::model::repo::workspace_root(&start).ok_or_else(|| {
         CommandError::new(
             ErrorCode::NotInWorkspace,
             format!("{} is not inside a jj workspace", start.display()),

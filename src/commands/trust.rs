@@ -3,8 +3,8 @@
 //! change of that content needs trust again. See trust.rs for the rule.
 
 use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::commands::print_json;
 use crate::commands::CommandHelper;
-use crate::commands::{print_json, run::workspace_root};
 use crate::model::envfile;
 use crate::model::trust::{self, Sources, TrustRecord};
 use crate::reconcile::report::SCHEMA_VERSION;
@@ -35,7 +35,7 @@ pub fn root_here(helper: &CommandHelper) -> Result<PathBuf> {
     let start = start
         .canonicalize()
         .map_err(|e| CommandError::io(format!("cannot resolve {}", start.display()), e))?;
-    workspace_root(&start).ok_or_else(|| {
+    crate::model::repo::workspace_root(&start).ok_or_else(|| {
         CommandError::new(
             ErrorCode::NotInWorkspace,
             format!("{} is not inside a jj workspace", start.display()),

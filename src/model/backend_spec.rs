@@ -3,7 +3,6 @@
 //! `[backend]` table of aether.toml, else local Docker.
 
 use crate::base::error::{CommandError, ErrorCode, Result};
-use crate::model::repo::RepoContext;
 use crate::model::ssh_target::SshTarget;
 use std::time::Duration;
 
@@ -113,38 +112,6 @@ pub fn valid_socket_path(path: &str) -> bool {
         && path
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))
-}
-
-/// The backend new environments go to: the override (`--backend`,
-/// `$AETHER_BACKEND`), else the `[backend]` of this workspace's aether.toml,
-/// else local Docker. An aether.toml that does not parse counts as local
-/// here; its own error is reported per workspace, and an environment
-/// recorded on another backend is refused (BACKEND_MISMATCH), never
-/// duplicated.
-pub fn desired(ctx: &RepoContext, over: Option<BackendSpec>) -> BackendSpec {
-    over.unwrap_or_else(|| {
-        crate::model::config::load_from_root(&ctx.workspace_root)
-            .ok()
-            .and_then(|c| c.backend)
-            .unwrap_or_default()
-    })
-}
-
-/// The backend holding `workspace`'s environment: the override, else the
-/// one recorded when it was provisioned, else [`desired`].
-pub fn recorded(
-    ctx: &RepoContext,
-    workspace: &str,
-    over: Option<BackendSpec>,
-) -> Result<BackendSpec> {
-    if let Some(spec) = over {
-        return Ok(spec);
-    }
-    let desired = desired(ctx, None);
-    match crate::model::state::load(ctx, workspace).backend {
-        Some(id) if id != desired.id() => BackendSpec::from_id(&id),
-        _ => Ok(desired),
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! hash decides drift. Every error names the file, line, column and key.
 
 use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::hex::hex;
 use crate::base::template::{self, Piece};
 use crate::model::backend_spec::{valid_socket_path, BackendSpec, DEFAULT_DOCKER_SOCKET};
 use crate::model::ssh_target::SshTarget;
@@ -110,10 +111,6 @@ pub fn changed_fields(
         .filter(|k| before.get(*k) != after.get(*k))
         .cloned()
         .collect()
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Name of the environment variable prefix for a service: `my-db` → `MY_DB`.

@@ -2,7 +2,7 @@
 //! stable id, and owns Aether's private state directory inside the store.
 
 use crate::base::error::{CommandError, ErrorCode, Result};
-use crate::model::config::hex;
+use crate::base::hex::hex;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -112,6 +112,14 @@ pub fn object_key(repo_id: &str, workspace: &str, root: &Path) -> String {
 /// workspaces run in parallel. The kernel drops it if the process dies.
 pub struct WorkspaceLock {
     _file: File,
+}
+
+/// The nearest directory at or above `start` holding `.jj/`.
+pub fn workspace_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|d| d.join(".jj").is_dir())
+        .map(Path::to_path_buf)
 }
 
 pub fn lock_workspace(ctx: &RepoContext, workspace: &str) -> Result<WorkspaceLock> {

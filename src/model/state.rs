@@ -5,6 +5,7 @@
 
 use crate::base::error::Result;
 use crate::base::fs::write_atomic;
+use crate::model::backend_spec::BackendSpec;
 use crate::model::repo::{workspace_key, RepoContext};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -125,4 +126,36 @@ pub fn update_kept(
         write_atomic(&kept_path(ctx), &bytes, 0o600)?;
     }
     Ok(())
+}
+
+/// The backend new environments go to: the override (`--backend`,
+/// `$AETHER_BACKEND`), else the `[backend]` of this workspace's aether.toml,
+/// else local Docker. An aether.toml that does not parse counts as local
+/// here; its own error is reported per workspace, and an environment
+/// recorded on another backend is refused (BACKEND_MISMATCH), never
+/// duplicated.
+pub fn desired_backend(ctx: &RepoContext, over: Option<BackendSpec>) -> BackendSpec {
+    over.unwrap_or_else(|| {
+        crate::model::config::load_from_root(&ctx.workspace_root)
+            .ok()
+            .and_then(|c| c.backend)
+            .unwrap_or_default()
+    })
+}
+
+/// The backend holding `workspace`'s environment: the override, else the
+/// one recorded when it was provisioned, else [`desired_backend`].
+pub fn workspace_backend(
+    ctx: &RepoContext,
+    workspace: &str,
+    over: Option<BackendSpec>,
+) -> Result<BackendSpec> {
+    if let Some(spec) = over {
+        return Ok(spec);
+    }
+    let desired = desired_backend(ctx, None);
+    match load(ctx, workspace).backend {
+        Some(id) if id != desired.id() => BackendSpec::from_id(&id),
+        _ => Ok(desired),
+    }
 }

@@ -16,7 +16,8 @@
 
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::base::fs::{user_state_dir, write_atomic};
-use crate::model::config::{self, hex};
+use crate::base::hex::hex;
+use crate::model::config;
 use crate::model::envfile::Parts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

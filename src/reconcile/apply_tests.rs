@@ -14,7 +14,7 @@ use crate::model::state;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const CFG: &str = r#"
+pub(super) const CFG: &str = r#"
 [services.db]
 image = "postgres"
 ports = [5432]

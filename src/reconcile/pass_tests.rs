@@ -14,13 +14,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-const CFG: &str = r#"
-[services.db]
-image = "postgres"
-ports = [5432]
-volumes = { data = "/data" }
-ready_timeout = "1s"
-"#;
+use super::apply_tests::CFG;
 
 /// jj as a list the test edits, and settings.
 #[derive(Default)]

@@ -309,15 +309,14 @@ fn names(action: &Action) -> (&'static str, Names<'_>) {
             container,
             reason,
             ..
-        } => {
-            (n.service, n.container, n.reason) = (
-                Some(service.as_str()),
-                Some(container.as_str()),
-                Some(*reason),
-            );
-            "recreate_container"
         }
-        Action::StartContainer {
+        | Action::StartContainer {
+            service,
+            container,
+            reason,
+            ..
+        }
+        | Action::RemoveContainer {
             service,
             container,
             reason,
@@ -328,20 +327,11 @@ fn names(action: &Action) -> (&'static str, Names<'_>) {
                 Some(container.as_str()),
                 Some(*reason),
             );
-            "start_container"
-        }
-        Action::RemoveContainer {
-            service,
-            container,
-            reason,
-            ..
-        } => {
-            (n.service, n.container, n.reason) = (
-                Some(service.as_str()),
-                Some(container.as_str()),
-                Some(*reason),
-            );
-            "remove_container"
+            match action {
+                Action::RecreateContainer { .. } => "recreate_container",
+                Action::StartContainer { .. } => "start_container",
+                _ => "remove_container",
+            }
         }
         Action::RemoveVolume { volume, reason, .. } => {
             (n.volume, n.reason) = (Some(volume.as_str()), Some(*reason));

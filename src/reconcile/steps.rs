@@ -195,6 +195,7 @@ fn volume_names(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::memory::MemoryBackend;
     use crate::backend::{ObservedObject, ServiceState};
     use crate::model::config;
     use crate::model::desired::DesiredWorkspace;
@@ -209,19 +210,6 @@ ports = [80, 443]
 env = { GREETING = "hi" }
 volumes = { data = "/data" }
 "#;
-
-    struct Names;
-    impl Naming for Names {
-        fn container_name(&self, ws: WorkspaceRef<'_>, service: &str) -> String {
-            format!("c-{}-{service}", ws.name)
-        }
-        fn network_name(&self, ws: WorkspaceRef<'_>) -> String {
-            format!("n-{}", ws.name)
-        }
-        fn volume_name(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> String {
-            format!("v-{}-{service}-{volume}", ws.name)
-        }
-    }
 
     fn desired(names: &[(&str, &str)], cfg: &str) -> Desired {
         let config = config::parse(cfg, Path::new("aether.toml")).unwrap();
@@ -282,7 +270,13 @@ volumes = { data = "/data" }
     }
 
     fn steps(d: &Desired, o: &Observed, memory: &Memory) -> Vec<Step> {
-        resolve(plan(d, o, &Scope::All), d, o, memory, &Names)
+        resolve(
+            plan(d, o, &Scope::All),
+            d,
+            o,
+            memory,
+            &MemoryBackend::default(),
+        )
     }
 
     #[test]

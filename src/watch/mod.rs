@@ -20,9 +20,10 @@ pub mod triggers;
 
 use crate::backend::{connect, Backend, BackendEvent, EventKind, Fault};
 use crate::base::error::{CommandError, ErrorCode, Result};
-use crate::model::backend_spec::{self, BackendSpec};
+use crate::model::backend_spec::BackendSpec;
 use crate::model::desired::{self, MissingRoot};
 use crate::model::repo::{self, RepoContext};
+use crate::model::state;
 use crate::reconcile::plan::{Action, Reason};
 use crate::reconcile::report::{self, ActionReport};
 use crate::reconcile::{self, apply::Applier, PassOptions};
@@ -156,7 +157,7 @@ impl Watcher {
         loop {
             // The spec is read again on every connect: an edited [backend]
             // takes effect at the next reconnect, as it would for a command.
-            let spec = backend_spec::desired(&self.ctx, self.options.backend.clone());
+            let spec = state::desired_backend(&self.ctx, self.options.backend.clone());
             match connect::connect(&self.ctx, &spec).await {
                 Ok(backend) => {
                     if down {

@@ -22,6 +22,30 @@ pub fn path_with_ajj() -> String {
     )
 }
 
+/// Runs `script` with `program -c` in `dir`, hermetic, with ajj on PATH and
+/// `env` set; asserts it succeeds and returns its stdout.
+pub fn shell_in(
+    repo: &TestRepo,
+    dir: &Path,
+    program: &str,
+    script: &str,
+    env: &[(&str, &str)],
+) -> String {
+    let mut cmd = Command::new(program);
+    repo.hermetic(&mut cmd);
+    cmd.env("PATH", path_with_ajj())
+        .envs(env.iter().copied())
+        .args(["-c", script])
+        .current_dir(dir);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A `DOCKER_HOST` where no engine answers.
 pub const DEAD_DOCKER_HOST: &str = "unix:///nonexistent/aether-test-local-docker.sock";
 

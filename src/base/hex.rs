@@ -1,0 +1,5 @@
+//! Hex digits of a digest, for ids, keys and records.
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
