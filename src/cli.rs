@@ -2,8 +2,8 @@
 
 use crate::base::error::Result;
 use crate::commands::{
-    completions, doctor, env, exec, hooks, init, man, reconcile, run, schema, status, trust,
-    tunnel, untrust, watch, workspace, CommandHelper,
+    completions, doctor, env, exec, hooks, init, logs, man, mcp, reconcile, run, schema, status,
+    trust, tunnel, untrust, wait, watch, workspace, CommandHelper,
 };
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -46,6 +46,9 @@ pub enum Command {
     Workspace(WorkspaceCommand),
     Run(run::Args),
     Exec(exec::Args),
+    Logs(logs::Args),
+    Wait(wait::Args),
+    Mcp(mcp::Args),
     Status(status::Args),
     Reconcile(reconcile::Args),
     Init(init::Args),
@@ -79,6 +82,9 @@ impl Cli {
             Command::Workspace(WorkspaceCommand::Forget(args)) => workspace::forget::run(h, args),
             Command::Run(args) => run::run(h, args),
             Command::Exec(args) => exec::run(h, args),
+            Command::Logs(args) => logs::run(h, args),
+            Command::Wait(args) => wait::run(h, args),
+            Command::Mcp(args) => mcp::run(h, args),
             Command::Status(args) => status::run(h, args),
             Command::Reconcile(args) => reconcile::run(h, args),
             Command::Init(args) => init::run(h, args),
@@ -144,6 +150,9 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
         [
             "run"
                 | "exec"
+                | "logs"
+                | "wait"
+                | "mcp"
                 | "status"
                 | "reconcile"
                 | "init"
@@ -185,6 +194,9 @@ mod tests {
         assert!(routes("workspace --json add ../x"));
         assert!(routes("run -- cargo test"));
         assert!(routes("exec db -- psql"));
+        assert!(routes("logs -f db"));
+        assert!(routes("wait --timeout 5s"));
+        assert!(routes("mcp"));
         assert!(routes("workspace --help"));
         assert!(!routes("workspace list --help"));
         assert!(routes("man /tmp/man"));

@@ -609,3 +609,55 @@ fn exec_reaches_a_container_on_the_remote_host() {
     assert_eq!(doctor["ok"], true, "{doctor}");
     repo.ajj(&["workspace", "forget", "feat"]).success();
 }
+
+/// `logs`, `exec` with stdin and `wait` reach the remote host through the
+/// seam, with nothing but the SSH master.
+#[test]
+fn logs_exec_and_wait_work_on_the_remote_host() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let config = format!(
+        r#"{}
+[services.talk]
+image = "{BUSYBOX}"
+command = ["sh", "-c", "echo hello from afar; echo to stderr >&2; sleep 600"]
+stop_timeout = "1s"
+"#,
+        busybox_web("")
+    );
+    let repo = remote_repo(&sshd, &config, "");
+    repo.add("feat");
+    let ws = repo.ws("feat");
+    repo.ajj_in(&ws, &["wait", "--timeout", "30s"]).success();
+    let mut lines = Vec::new();
+    eventually("both lines in the remote logs", 20, || {
+        lines = repo
+            .ajj_in(&ws, &["logs", "--json", "talk"])
+            .success()
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>();
+        lines.len() == 2
+    });
+    assert!(lines
+        .iter()
+        .any(|l| l["line"] == "hello from afar" && l["stream"] == "stdout"));
+    assert!(lines
+        .iter()
+        .any(|l| l["line"] == "to stderr" && l["stream"] == "stderr"));
+    let mut cat = repo
+        .ajj_cmd(&ws, &["exec", "web", "--", "sh", "-c", "cat; exit 6"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        cat.stdin.take().unwrap().write_all(b"over ssh\n").unwrap();
+    }
+    let out = cat.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "over ssh\n");
+    repo.ajj(&["workspace", "forget", "feat"]).success();
+}

@@ -10,7 +10,7 @@ use super::{
     labels, parse_ports_label, Backend, BackendEvent, ContainerRequest, EventKind, LiveStatus,
     Observed, ObservedContainer, ObservedObject, ServiceState, WorkspaceRef,
 };
-use super::{BackendError, ExecOutput, Fault, Result};
+use super::{BackendError, ExecOutput, ExecSession, Fault, LogLine, LogQuery, LogStream, Result};
 use crate::backend::readiness;
 use crate::backend::ssh::forward::Forwarder;
 use crate::backend::ssh::{mux, Master};
@@ -29,6 +29,7 @@ use bollard::query_parameters::{
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::{ClientVersion, Docker};
+use futures_util::stream::LocalBoxStream;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
@@ -1146,12 +1147,13 @@ impl Backend for DockerBackend {
             .boxed_local()
     }
 
-    async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput> {
+    async fn exec(&self, container: &str, argv: &[String], limit: usize) -> Result<ExecOutput> {
         use bollard::container::LogOutput;
         use bollard::exec::{CreateExecOptions, StartExecResults};
         if argv.is_empty() {
             return Err(BackendError::new(Fault::Failed, "exec needs a command"));
         }
+        let context = format!("exec in {container}");
         self.count();
         let created = self
             .docker
@@ -1165,30 +1167,181 @@ impl Backend for DockerBackend {
                 },
             )
             .await
-            .map_err(|e| self.api_error(&format!("exec in {container}"), e))?;
+            .map_err(|e| self.api_error(&context, e))?;
         self.count();
         let started = self
             .docker
             .start_exec(&created.id, None)
             .await
-            .map_err(|e| self.api_error(&format!("exec in {container}"), e))?;
+            .map_err(|e| self.api_error(&context, e))?;
         let mut out = ExecOutput::default();
         if let StartExecResults::Attached { mut output, .. } = started {
+            // Read to the end even past the limit: the command must not
+            // block on a full pipe, and its exit code comes after.
             while let Some(chunk) = output.next().await {
-                match chunk.map_err(|e| self.api_error(&format!("exec in {container}"), e))? {
-                    LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
-                    other => out.stdout.extend_from_slice(&other.into_bytes()),
+                match chunk.map_err(|e| self.api_error(&context, e))? {
+                    LogOutput::StdErr { message } => out.push(true, &message, limit),
+                    other => out.push(false, &other.into_bytes(), limit),
                 }
             }
         }
-        self.count();
-        out.exit_code = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| self.api_error(&format!("exec in {container}"), e))?
-            .exit_code;
+        out.exit_code = self.exec_exit_code(&created.id).await?;
         Ok(out)
+    }
+
+    async fn exec_attached(
+        &self,
+        container: &str,
+        argv: &[String],
+        tty: Option<(u16, u16)>,
+    ) -> Result<ExecSession> {
+        use bollard::container::LogOutput;
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        if argv.is_empty() {
+            return Err(BackendError::new(Fault::Failed, "exec needs a command"));
+        }
+        let context = format!("exec in {container}");
+        self.count();
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(argv.to_vec()),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(tty.is_some()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.api_error(&context, e))?;
+        self.count();
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: tty.is_some(),
+                    output_capacity: None,
+                }),
+            )
+            .await
+            .map_err(|e| self.api_error(&context, e))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(BackendError::new(
+                Fault::Failed,
+                format!("{context}: not attached"),
+            ));
+        };
+        if let Some(size) = tty {
+            // The TTY exists once the command started; a failed resize only
+            // leaves it at the engine's default size.
+            let _ = self.exec_resize(&created.id, size).await;
+        }
+        let host = self.docker_host.clone();
+        let output = output
+            .map(move |chunk| match chunk {
+                Ok(LogOutput::StdErr { message }) => Ok((true, message.to_vec())),
+                Ok(other) => Ok((false, other.into_bytes().to_vec())),
+                Err(e) => Err(BackendError::with(
+                    Fault::Unreachable,
+                    unreachable_error(&host, &e),
+                )),
+            })
+            .boxed();
+        Ok(ExecSession {
+            id: created.id,
+            output,
+            input,
+        })
+    }
+
+    async fn exec_resize(&self, exec_id: &str, (width, height): (u16, u16)) -> Result<()> {
+        use bollard::query_parameters::ResizeExecOptionsBuilder;
+        self.count();
+        self.docker
+            .resize_exec(
+                exec_id,
+                ResizeExecOptionsBuilder::default()
+                    .w(width as i32)
+                    .h(height as i32)
+                    .build(),
+            )
+            .await
+            .map_err(|e| self.api_error("resizing the exec TTY", e))
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+        self.count();
+        Ok(self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| self.api_error("reading the exit code of an exec", e))?
+            .exit_code)
+    }
+
+    fn logs(&self, container: &str, query: LogQuery) -> LocalBoxStream<'_, Result<LogLine>> {
+        use bollard::container::LogOutput;
+        let tail = query
+            .tail
+            .map_or_else(|| "all".to_string(), |n| n.to_string());
+        let mut options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .follow(query.follow)
+            .tail(&tail);
+        if let Some(since) = query.since {
+            options = options.since(since.clamp(0, i32::MAX as i64) as i32);
+        }
+        self.count();
+        let context = format!("logs of {container}");
+        let mut last = (String::new(), 0i128);
+        self.docker
+            .logs(container, Some(options.build()))
+            .map(move |chunk| {
+                let (stream, bytes) = match chunk {
+                    Ok(LogOutput::StdErr { message }) => (LogStream::Stderr, message),
+                    Ok(other) => (LogStream::Stdout, other.into_bytes()),
+                    Err(e) => return vec![Err(self.api_error(&context, e))],
+                };
+                let text = String::from_utf8_lossy(&bytes);
+                text.split_terminator('\n')
+                    .map(|raw| {
+                        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+                        // Each entry starts with the engine's timestamp; a
+                        // piece without one continues the previous entry.
+                        let (ts, line) = match raw.split_once(' ') {
+                            Some((ts, line)) => match parse_timestamp(ts) {
+                                Some(nanos) => {
+                                    last = (ts.to_string(), nanos);
+                                    (ts.to_string(), line)
+                                }
+                                None => (last.0.clone(), raw),
+                            },
+                            None => match parse_timestamp(raw) {
+                                Some(nanos) => {
+                                    last = (raw.to_string(), nanos);
+                                    (raw.to_string(), "")
+                                }
+                                None => (last.0.clone(), raw),
+                            },
+                        };
+                        Ok(LogLine {
+                            stream,
+                            ts,
+                            nanos: last.1,
+                            line: line.to_string(),
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .flat_map(futures_util::stream::iter)
+            .boxed_local()
     }
 
     async fn logs_tail(&self, container: &str, lines: usize) -> String {
@@ -1207,9 +1360,24 @@ impl Backend for DockerBackend {
     }
 }
 
+/// An engine timestamp (RFC 3339, up to nanoseconds) as nanoseconds since
+/// the epoch.
+fn parse_timestamp(ts: &str) -> Option<i128> {
+    let t = humantime::parse_rfc3339(ts).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i128)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_timestamps_order_by_nanoseconds() {
+        let a = parse_timestamp("2026-12-04T11:22:04.1Z").unwrap();
+        let b = parse_timestamp("2026-12-04T11:22:04.123456789Z").unwrap();
+        assert_eq!(b - a, 23_456_789);
+        assert!(parse_timestamp("hello").is_none());
+    }
 
     #[test]
     fn reads_the_minimum_api_version_from_the_refusal() {

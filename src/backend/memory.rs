@@ -5,9 +5,9 @@
 //! seam (apply, readiness, the watcher's decisions) without Docker.
 
 use super::{
-    Backend, BackendError, BackendEvent, ContainerRequest, EventKind, ExecOutput, Fault,
-    LiveStatus, Naming, Observed, ObservedContainer, ObservedObject, Result, ServiceState,
-    WorkspaceRef,
+    Backend, BackendError, BackendEvent, ContainerRequest, EventKind, ExecOutput, ExecSession,
+    Fault, LiveStatus, LogLine, LogQuery, LogStream, Naming, Observed, ObservedContainer,
+    ObservedObject, Result, ServiceState, WorkspaceRef,
 };
 use futures_util::stream::{LocalBoxStream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -382,7 +382,7 @@ impl Backend for MemoryBackend {
         format!("last words of {container}\n")
     }
 
-    async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput> {
+    async fn exec(&self, container: &str, argv: &[String], limit: usize) -> Result<ExecOutput> {
         self.call(format!("exec {container} {}", argv.join(" ")))?;
         if !self
             .world
@@ -396,11 +396,42 @@ impl Backend for MemoryBackend {
                 format!("no container {container}"),
             ));
         }
-        Ok(ExecOutput {
+        let mut out = ExecOutput {
             exit_code: Some(0),
-            stdout: argv.join(" ").into_bytes(),
-            stderr: vec![],
-        })
+            ..Default::default()
+        };
+        out.push(false, argv.join(" ").as_bytes(), limit);
+        Ok(out)
+    }
+
+    async fn exec_attached(
+        &self,
+        container: &str,
+        _argv: &[String],
+        _tty: Option<(u16, u16)>,
+    ) -> Result<ExecSession> {
+        Err(BackendError::new(
+            Fault::Failed,
+            format!("the in-memory backend attaches to nothing ({container})"),
+        ))
+    }
+
+    async fn exec_resize(&self, _exec_id: &str, _size: (u16, u16)) -> Result<()> {
+        Ok(())
+    }
+
+    async fn exec_exit_code(&self, _exec_id: &str) -> Result<Option<i64>> {
+        Ok(Some(0))
+    }
+
+    fn logs(&self, container: &str, _query: LogQuery) -> LocalBoxStream<'_, Result<LogLine>> {
+        let line = LogLine {
+            stream: LogStream::Stdout,
+            ts: "1970-01-01T00:00:00Z".into(),
+            nanos: 0,
+            line: format!("last words of {container}"),
+        };
+        futures_util::stream::iter([Ok(line)]).boxed_local()
     }
 
     fn events(&self) -> LocalBoxStream<'_, Result<BackendEvent>> {

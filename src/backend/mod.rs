@@ -159,12 +159,70 @@ pub struct LiveStatus {
     pub published: BTreeMap<u16, u16>,
 }
 
-/// What a command run in a container printed, and how it ended.
+/// What a command run in a container printed, and how it ended. Each
+/// stream keeps at most the limit asked for; what went past it is counted
+/// and flagged, never silently dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {
     pub exit_code: Option<i64>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+}
+
+impl ExecOutput {
+    /// Appends to one stream, keeping at most `limit` bytes of it.
+    pub fn push(&mut self, stderr: bool, bytes: &[u8], limit: usize) {
+        let (buf, cut) = if stderr {
+            (&mut self.stderr, &mut self.stderr_truncated)
+        } else {
+            (&mut self.stdout, &mut self.stdout_truncated)
+        };
+        let room = limit.saturating_sub(buf.len());
+        buf.extend_from_slice(&bytes[..room.min(bytes.len())]);
+        *cut |= bytes.len() > room;
+    }
+}
+
+/// A command started in a container with its stdin attached, streaming
+/// its output as it comes ([`Backend::exec_attached`]).
+pub struct ExecSession {
+    /// The backend's handle on the running command (resize, exit code).
+    pub id: String,
+    /// (is stderr, bytes); with a TTY everything arrives as stdout.
+    pub output: futures_util::stream::BoxStream<'static, Result<(bool, Vec<u8>)>>,
+    /// The command's stdin; shutting it down closes the command's stdin.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+/// Which of a container's log lines to read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogQuery {
+    /// Only the last N lines (every line when `None`).
+    pub tail: Option<usize>,
+    /// Only lines written at or after this Unix time (seconds).
+    pub since: Option<i64>,
+    /// Keep the stream open for new lines until the container stops.
+    pub follow: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line a container wrote, stamped by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub stream: LogStream,
+    /// When the engine received it, RFC 3339 UTC with nanoseconds.
+    pub ts: String,
+    /// The same instant in nanoseconds since the Unix epoch, for ordering.
+    pub nanos: i128,
+    pub line: String,
 }
 
 /// Something that happened to one of the repo's containers, pushed by the
@@ -323,8 +381,28 @@ pub trait Backend: Naming {
     /// empty when they cannot be read: for messages, never for decisions.
     async fn logs_tail(&self, container: &str, lines: usize) -> String;
     /// Runs `argv` in a running container without a shell and collects its
-    /// output and exit code (`NotFound` when the container is gone).
-    async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput>;
+    /// output (at most `limit` bytes of each stream) and exit code
+    /// (`NotFound` when the container is gone).
+    async fn exec(&self, container: &str, argv: &[String], limit: usize) -> Result<ExecOutput>;
+    /// Starts `argv` with its stdin attached, on a TTY of `size` (columns,
+    /// rows) when given; its output streams as it comes.
+    async fn exec_attached(
+        &self,
+        container: &str,
+        argv: &[String],
+        tty: Option<(u16, u16)>,
+    ) -> Result<ExecSession>;
+    /// Tells an attached command's TTY its new size (columns, rows).
+    async fn exec_resize(&self, exec_id: &str, size: (u16, u16)) -> Result<()>;
+    /// The exit code of an attached command that has ended.
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>>;
+    /// A container's log lines, in the order it wrote them. With
+    /// `follow`, the stream ends when the container stops.
+    fn logs(
+        &self,
+        container: &str,
+        query: LogQuery,
+    ) -> futures_util::stream::LocalBoxStream<'_, Result<LogLine>>;
     /// The repo's container events, as they happen. Ends (or yields an
     /// error) when the connection to the backend is lost.
     fn events(&self) -> futures_util::stream::LocalBoxStream<'_, Result<BackendEvent>>;

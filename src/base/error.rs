@@ -64,6 +64,44 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in README's order.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::Usage,
+        ErrorCode::ConfigInvalid,
+        ErrorCode::NotInWorkspace,
+        ErrorCode::WorkspaceNotFound,
+        ErrorCode::JjNotFound,
+        ErrorCode::JjTooOld,
+        ErrorCode::JjFailed,
+        ErrorCode::DockerUnreachable,
+        ErrorCode::DockerError,
+        ErrorCode::ImageNotFound,
+        ErrorCode::NetworkPoolExhausted,
+        ErrorCode::PortConflict,
+        ErrorCode::ReadinessTimeout,
+        ErrorCode::ServiceExited,
+        ErrorCode::ServiceNotFound,
+        ErrorCode::ServiceNotRunning,
+        ErrorCode::EnvFile,
+        ErrorCode::EnvNotIgnored,
+        ErrorCode::CommandNotFound,
+        ErrorCode::WatcherRunning,
+        ErrorCode::SshUnreachable,
+        ErrorCode::SshAuthFailed,
+        ErrorCode::SshHostKey,
+        ErrorCode::RemoteDockerUnavailable,
+        ErrorCode::LocalPortBusy,
+        ErrorCode::SshMasterDied,
+        ErrorCode::BackendMismatch,
+        ErrorCode::Io,
+        ErrorCode::Internal,
+    ];
+
+    /// The code of a stable name (what `as_str` gives).
+    pub fn from_str(name: &str) -> Option<ErrorCode> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Usage => "USAGE",

@@ -10,9 +10,12 @@ use crate::commands::tunnel;
 use crate::commands::CommandHelper;
 use crate::model::envfile;
 use std::ffi::OsString;
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Run a command with the workspace's variables loaded
 ///
@@ -23,6 +26,15 @@ use std::sync::atomic::{AtomicI32, Ordering};
 /// command runs, and only then.
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Capture instead: one JSON object on stdout with exit_code, stdout
+    /// and stderr (at most 1 MiB each; `*_truncated` flags a cut). Stdin is
+    /// not attached
+    #[arg(long)]
+    pub json: bool,
+    /// Stop the command after this long (`30s`, `5m`): SIGTERM, then
+    /// SIGKILL 5s later; exits 124, as timeout(1) does
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
     /// The command and its arguments (write them after `--`)
     #[arg(
         required = true,
@@ -62,6 +74,11 @@ fn install_forwarding() {
 }
 
 pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
+    let timeout = args
+        .timeout
+        .as_deref()
+        .map(|t| crate::commands::parse_duration_flag("--timeout", t))
+        .transpose()?;
     let start = helper.start_dir()?;
     let root = crate::model::repo::workspace_root(&start).ok_or_else(|| {
         CommandError::new(
@@ -99,6 +116,11 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut cmd = Command::new(program);
     cmd.args(rest).envs(vars);
+    if args.json {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+    }
     install_forwarding();
     let mut child = cmd.spawn().map_err(|e| {
         let code = if e.kind() == std::io::ErrorKind::PermissionDenied {
@@ -118,12 +140,40 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
         err
     })?;
     CHILD.store(child.id() as i32, Ordering::SeqCst);
+    let timed_out = Arc::new(AtomicBool::new(false));
+    if let Some(after) = timeout {
+        stop_after(child.id() as i32, after, timed_out.clone());
+    }
+    let captured = args.json.then(|| {
+        let limit = crate::commands::exec::OUTPUT_LIMIT;
+        let out = capture(child.stdout.take().expect("piped"), limit);
+        let err = capture(child.stderr.take().expect("piped"), limit);
+        (out, err)
+    });
     let status = child
         .wait()
         .map_err(|e| CommandError::io("waiting for the command", e))?;
+    // Reaped: the timer must not signal a pid that may be reused.
+    CHILD.store(0, Ordering::SeqCst);
     let code = status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let timed_out = timed_out.load(Ordering::SeqCst);
+    if let Some((out, err)) = captured {
+        let (stdout, stdout_truncated) = out.join().unwrap_or_default();
+        let (stderr, stderr_truncated) = err.join().unwrap_or_default();
+        crate::commands::print_json(&serde_json::json!({
+            "schema_version": crate::reconcile::report::SCHEMA_VERSION,
+            "exit_code": code,
+            "stdout": String::from_utf8_lossy(&stdout),
+            "stderr": String::from_utf8_lossy(&stderr),
+            "stdout_truncated": stdout_truncated,
+            "stderr_truncated": stderr_truncated,
+            "limit_bytes": crate::commands::exec::OUTPUT_LIMIT,
+            "timed_out": timed_out,
+        }));
+    }
+    let code = if timed_out { 124 } else { code };
     if let Some(o) = &opened {
         o.forwarder.close();
         // Reported when it happened; a command that still succeeded must
@@ -133,4 +183,44 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// SIGTERM to the command after `after`, SIGKILL 5s later, unless it ended.
+fn stop_after(pid: i32, after: Duration, fired: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        for (sig, then) in [
+            (libc::SIGTERM, Duration::from_secs(5)),
+            (libc::SIGKILL, Duration::ZERO),
+        ] {
+            if CHILD.load(Ordering::SeqCst) != pid {
+                return;
+            }
+            fired.store(true, Ordering::SeqCst);
+            // SAFETY: kill has no memory effects; the pid is our unreaped child.
+            unsafe { libc::kill(pid, sig) };
+            std::thread::sleep(then);
+        }
+    });
+}
+
+/// Reads a pipe to its end on a thread, keeping at most `limit` bytes.
+fn capture(
+    mut pipe: impl Read + Send + 'static,
+    limit: usize,
+) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut cut = false;
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let room = limit.saturating_sub(kept.len());
+            kept.extend_from_slice(&buf[..n.min(room)]);
+            cut |= n > room;
+        }
+        (kept, cut)
+    })
 }
