@@ -59,6 +59,8 @@ pub enum ErrorCode {
     SshMasterDied,
     /// The workspace's environment lives on another backend than this command uses.
     BackendMismatch,
+    /// The client cancelled the call (`ajj mcp`); the command was interrupted.
+    Cancelled,
     Io,
     Internal,
 }
@@ -93,6 +95,7 @@ impl ErrorCode {
         ErrorCode::LocalPortBusy,
         ErrorCode::SshMasterDied,
         ErrorCode::BackendMismatch,
+        ErrorCode::Cancelled,
         ErrorCode::Io,
         ErrorCode::Internal,
     ];
@@ -131,6 +134,7 @@ impl ErrorCode {
             ErrorCode::LocalPortBusy => "LOCAL_PORT_BUSY",
             ErrorCode::SshMasterDied => "SSH_MASTER_DIED",
             ErrorCode::BackendMismatch => "BACKEND_MISMATCH",
+            ErrorCode::Cancelled => "CANCELLED",
             ErrorCode::Io => "IO_ERROR",
             ErrorCode::Internal => "INTERNAL",
         }

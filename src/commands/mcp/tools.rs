@@ -5,13 +5,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use std::ffi::OsString;
 
-/// Where a tool acts: a workspace's name, or a path inside it.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct Scope {
-    /// The workspace, by name (as `jj workspace list` shows it) or by path;
-    /// the one the server was started in when left out.
-    pub workspace: Option<String>,
-}
+/// A tool that takes no arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArguments {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -99,7 +96,7 @@ pub struct Reconcile {
 /// service failed, small enough for an agent's context.
 pub const DEFAULT_LOG_TAIL: usize = 200;
 
-fn os(items: &[&str]) -> Vec<OsString> {
+pub fn os(items: &[&str]) -> Vec<OsString> {
     items.iter().map(OsString::from).collect()
 }
 
@@ -120,6 +117,11 @@ impl WorkspaceAdd {
 /// `forget` takes a name: a path is resolved to one by the caller.
 pub fn forget_argv(name: &str) -> Vec<OsString> {
     os(&["workspace", "forget", "--json", "--", name])
+}
+
+/// `forget` of the workspace the command runs in.
+pub fn forget_argv_current() -> Vec<OsString> {
+    os(&["workspace", "forget", "--json"])
 }
 
 impl Run {
