@@ -67,6 +67,10 @@ if (out / "remote_warm.json").exists():
         row[9] = row[4] <= 150
         rows[i] = tuple(row)
 
+if (out / "logs.r1.json").exists():
+    compare("`ajj logs --tail 100` vs `docker logs --tail 100` on the same container", "logs", "ratio ≤ 1.1", lambda r, d: r <= 1.1)
+    compare("`ajj exec SERVICE -- true` vs `docker exec CONTAINER true`", "exec", "ratio ≤ 1.1", lambda r, d: r <= 1.1)
+
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 mem = sh("free -g | awk '/Mem:/{print $2}'")
 docker = sh("docker version -f '{{.Server.Version}}'")
@@ -110,6 +114,14 @@ if watch_file.exists():
               f"| jj operation (`jj describe`) → pass started, from jj's exit, 15 runs | {w['op_to_pass_ms']:.0f} ms | {w['op_to_pass_max_ms']:.0f} ms | ≤ 300 ms | {yes(w['op_to_pass_max_ms'] <= 300)} |",
               f"| plain `jj workspace forget` → every container, volume and network gone, 5 runs | {w['forget_to_gone_ms']:.0f} ms | {w['forget_to_gone_max_ms']:.0f} ms | ≤ 1 s + stop time | {yes(w['forget_to_gone_max_ms'] <= 1000)} |",
               f"| idle watcher: CPU time over 30 s / passes run | {w['idle_cpu_seconds_per_30s']:.2f} s / {w['idle_passes_per_30s']} | | ≈ 0; no polling | {yes(w['idle_cpu_seconds_per_30s'] < 0.1)} |"]
+mcp_file = out / "mcp.json"
+if mcp_file.exists():
+    m = json.loads(mcp_file.read_text())
+    yes = lambda ok: "yes" if ok else "**no**"
+    lines += ["", "### `ajj mcp`", "",
+              "| measure | median | p90 | runs | target | met |", "|---|---:|---:|---:|---|---|",
+              f"| `status` tool call → result, after initialize (JSON-RPC over the server's pipes) | {m['median_ms']:.1f} ms | {m['p90_ms']:.1f} ms | {m['runs']} | ≤ 20 ms median | {yes(m['median_ms'] <= 20)} |",
+              f"| for scale: `ajj status --json` run directly | {m['cli_median_ms']:.1f} ms | | {m['runs']} | | |"]
 lines += ["", "Raw hyperfine exports: `bench/results/*.json` after a run.", ""]
 notes = Path(__file__).with_name("NOTES.md")
 if notes.exists():

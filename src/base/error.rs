@@ -235,6 +235,35 @@ impl std::error::Error for CommandError {}
 mod tests {
     use super::*;
 
+    /// README's table and `ALL` name the same codes, and every name maps back.
+    #[test]
+    fn readme_lists_every_code() {
+        let readme = include_str!("../../README.md");
+        let table = &readme[readme.find("## Error codes").unwrap()..];
+        let table = &table[..table[3..].find("\n## ").unwrap()];
+        let listed: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|l| l.split('|').nth(1).unwrap().split('`'))
+            .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        for code in ErrorCode::ALL {
+            assert!(
+                listed.contains(&code.as_str()),
+                "README lacks {}",
+                code.as_str()
+            );
+            assert_eq!(ErrorCode::from_str(code.as_str()), Some(*code));
+        }
+        for name in &listed {
+            assert!(
+                ErrorCode::from_str(name).is_some(),
+                "README lists unknown {name}"
+            );
+        }
+        assert_eq!(listed.len(), ErrorCode::ALL.len());
+    }
+
     #[test]
     fn json_shape_is_stable() {
         let err = CommandError::new(ErrorCode::PortConflict, "no port")

@@ -154,7 +154,7 @@ async fn follow(
                 Some(nanos) => LogQuery {
                     tail: None,
                     since: (nanos >= 0)
-                        .then(|| (nanos / 1_000_000_000) as i64)
+                        .then_some((nanos / 1_000_000_000) as i64)
                         .or(first.since),
                     follow: true,
                 },
