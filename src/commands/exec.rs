@@ -7,7 +7,7 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, ServiceState};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::commands::{self, print_json, CommandHelper};
-use crate::model::{config, jj};
+use crate::model::config;
 use crate::reconcile::report::SCHEMA_VERSION;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -52,8 +52,7 @@ pub struct Args {
 
 pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let ctx = helper.discover()?;
-    let entries = jj::list_workspaces(&ctx.workspace_root)?;
-    let workspace = commands::current_workspace(&ctx, &entries)?;
+    let workspace = helper.workspace_here(&ctx)?;
     let config = config::load_from_root(&ctx.workspace_root)?;
     commands::declared_services(&config, &workspace, std::slice::from_ref(&args.service))?;
     let tty = !args.json

@@ -45,6 +45,25 @@ impl CommandHelper {
         RepoContext::discover(&self.start_dir()?)
     }
 
+    /// The name of the workspace at `ctx.workspace_root`: from Aether's
+    /// roots ledger when a pass has recorded it (no jj process: `logs`,
+    /// `exec` and `wait` then cost what their Docker calls cost), else
+    /// from `jj workspace list`. The containers, found by root label, are
+    /// the authority for what runs there either way.
+    pub fn workspace_here(&self, ctx: &RepoContext) -> Result<String> {
+        let recorded = state::load_roots(ctx)
+            .into_iter()
+            .find(|(_, root)| root == &ctx.workspace_root)
+            .map(|(name, _)| name);
+        match recorded {
+            Some(name) => Ok(name),
+            None => {
+                let entries = crate::model::jj::list_workspaces(&ctx.workspace_root)?;
+                crate::commands::current_workspace(ctx, &entries)
+            }
+        }
+    }
+
     /// `--backend`, else `$AETHER_BACKEND`.
     pub fn backend_override(&self) -> Result<Option<BackendSpec>> {
         match self.backend_flag.as_deref() {

@@ -56,8 +56,7 @@ pub struct Args {
 
 pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let ctx = helper.discover()?;
-    let entries = jj::list_workspaces(&ctx.workspace_root)?;
-    let workspace = commands::current_workspace(&ctx, &entries)?;
+    let workspace = helper.workspace_here(&ctx)?;
     let config = config::load_from_root(&ctx.workspace_root)?;
     let services = commands::declared_services(&config, &workspace, &args.services)?;
     let since = args.since.as_deref().map(parse_since).transpose()?;

@@ -9,7 +9,7 @@ use crate::backend::{Backend, ObservedContainer, ServiceState};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::commands::{self, print_json, CommandHelper};
 use crate::model::config::Config;
-use crate::model::{config, envfile, jj};
+use crate::model::{config, envfile};
 use crate::reconcile::report::SCHEMA_VERSION;
 use serde_json::json;
 use std::path::Path;
@@ -46,8 +46,7 @@ pub struct Args {
 
 pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let ctx = helper.discover()?;
-    let entries = jj::list_workspaces(&ctx.workspace_root)?;
-    let workspace = commands::current_workspace(&ctx, &entries)?;
+    let workspace = helper.workspace_here(&ctx)?;
     let config = config::load_from_root(&ctx.workspace_root)?;
     let services = commands::declared_services(&config, &workspace, &args.services)?;
     let timeout = match &args.timeout {
