@@ -172,6 +172,7 @@ while time.time() < deadline:
             break
         seen += chunk
         if b"size" in seen and not sent:
+            time.sleep(0.3)  # the command reaches its `read`
             os.write(master, b"typed\r")
             sent = True
     if p.poll() is not None:
