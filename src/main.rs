@@ -64,7 +64,7 @@ fn real_main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             e.report(json);
-            std::process::exit(e.code.exit_code());
+            std::process::exit(e.exit_code());
         }
     }
 }

@@ -61,6 +61,9 @@ pub enum ErrorCode {
     BackendMismatch,
     /// The client cancelled the call (`ajj mcp`); the command was interrupted.
     Cancelled,
+    /// SIGINT or SIGTERM stopped the command; `details.outcome` says whether
+    /// what it started was finished or undone.
+    Interrupted,
     Io,
     Internal,
 }
@@ -96,6 +99,7 @@ impl ErrorCode {
         ErrorCode::SshMasterDied,
         ErrorCode::BackendMismatch,
         ErrorCode::Cancelled,
+        ErrorCode::Interrupted,
         ErrorCode::Io,
         ErrorCode::Internal,
     ];
@@ -135,6 +139,7 @@ impl ErrorCode {
             ErrorCode::SshMasterDied => "SSH_MASTER_DIED",
             ErrorCode::BackendMismatch => "BACKEND_MISMATCH",
             ErrorCode::Cancelled => "CANCELLED",
+            ErrorCode::Interrupted => "INTERRUPTED",
             ErrorCode::Io => "IO_ERROR",
             ErrorCode::Internal => "INTERNAL",
         }
@@ -184,6 +189,18 @@ impl CommandError {
             );
         }
         self
+    }
+
+    /// The process's exit status: the code's, except that an interrupted
+    /// command exits as the shell reports the signal (130, 143).
+    pub fn exit_code(&self) -> i32 {
+        if self.code == ErrorCode::Interrupted {
+            let signal = self.details["signal"].as_str().unwrap_or_default();
+            if let Some(stop) = crate::base::interrupt::Stop::from_name(signal) {
+                return stop.exit_code();
+            }
+        }
+        self.code.exit_code()
     }
 
     pub fn io(context: impl fmt::Display, err: std::io::Error) -> Self {

@@ -4,5 +4,6 @@
 pub mod error;
 pub mod fs;
 pub mod hex;
+pub mod interrupt;
 pub mod runtime;
 pub mod template;

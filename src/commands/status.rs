@@ -85,6 +85,31 @@ async fn connect_and_observe(
     Ok((backend, observed))
 }
 
+/// An add of `name` that died part-way (its record is there and its lock
+/// free), with the fix.
+fn interrupted_add(ctx: &RepoContext, name: &str) -> Option<serde_json::Value> {
+    use crate::model::pending_add::{self, Phase};
+    let pending = pending_add::load(ctx, name)?;
+    // Held: the add is running, not interrupted.
+    let _lock = crate::model::repo::try_lock_workspace(ctx, name).ok()??;
+    let (problem, fix) = match pending.phase {
+        Phase::Started => (
+            "an interrupted `ajj workspace add` left it half-made",
+            "run the same `ajj workspace add` again (it clears and redoes it), or `ajj reconcile` to clear it",
+        ),
+        Phase::CheckedOut => (
+            "an interrupted `ajj workspace add` checked it out but did not finish its environment",
+            "run the same `ajj workspace add` again, or `ajj reconcile`",
+        ),
+    };
+    Some(json!({
+        "workspace": name,
+        "problem": problem,
+        "fix": fix,
+        "destination": pending.destination.display().to_string(),
+    }))
+}
+
 /// A report per workspace in scope, or the problem that kept it from one.
 fn workspace_reports(
     ctx: &RepoContext,
@@ -99,6 +124,10 @@ fn workspace_reports(
             problems.push(json!({ "workspace": entry.name, "problem": "directory missing; `ajj reconcile` will remove its resources" }));
             continue;
         };
+        if let Some(problem) = interrupted_add(ctx, &entry.name) {
+            problems.push(problem);
+            continue;
+        }
         let config = match config::load_from_root(root) {
             Ok(c) => c,
             Err(e) => {

@@ -49,15 +49,19 @@ fn run_captured(args: &[&OsStr], cwd: &Path) -> Result<Output> {
         .map_err(spawn_error)
 }
 
+/// The leading `X.Y.Z` of "jj 0.45.1"; dev builds add `-<hash>` (which
+/// may start with digits), so nothing after the third number counts.
 pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
-    // "jj 0.45.1" or "jj 0.45.0-abcdef"
     let v = text.split_whitespace().nth(1)?;
-    let mut parts = v.split(|c: char| !c.is_ascii_digit());
-    Some((
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-        parts.next().and_then(|p| p.parse().ok()).unwrap_or(0),
-    ))
+    let mut parts = v.splitn(3, '.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    let patch: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor, patch.parse().ok()?))
 }
 
 pub fn version() -> Result<(u32, u32, u32)> {
@@ -160,30 +164,76 @@ impl Workspaces for JjAt {
     }
 }
 
+/// A jj setting, `None` when it is not set. Read through `jj config list`
+/// with a JSON template (0.44 on), which prints nothing for an unset key:
+/// no error text is matched. A table is not a setting: `None` too.
 pub fn config_get(cwd: &Path, key: &str) -> Result<Option<String>> {
-    let args: [&OsStr; 4] = [
+    let args: [&OsStr; 6] = [
         "--ignore-working-copy".as_ref(),
         "config".as_ref(),
-        "get".as_ref(),
+        "list".as_ref(),
         key.as_ref(),
+        "-T".as_ref(),
+        r#"json(self) ++ "\n""#.as_ref(),
     ];
     let out = run_captured(&args, cwd)?;
+    if !out.status.success() {
+        return Err(failure(&out, "config list"));
+    }
+    Ok(parse_config_list(
+        &String::from_utf8_lossy(&out.stdout),
+        key,
+    ))
+}
+
+/// The effective value of `key` in `jj config list -T 'json(self)'`
+/// output: the last line naming it that no later source overrides.
+pub fn parse_config_list(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["name"] == key && v["is_overridden"] != true)
+        .filter_map(|v| match &v["value"] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null
+            | serde_json::Value::Object(_)
+            | serde_json::Value::Array(_) => None,
+            other => Some(other.to_string()),
+        })
+        .next()
+}
+
+/// `jj workspace forget NAME`, its output discarded: undoing an add.
+pub fn forget_quietly(cwd: &Path, name: &str) -> Result<()> {
+    let args: [&OsStr; 3] = ["workspace".as_ref(), "forget".as_ref(), name.as_ref()];
+    let out = run_captured(&args, cwd)?;
     if out.status.success() {
-        return Ok(Some(
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        ));
+        Ok(())
+    } else {
+        Err(failure(&out, "workspace forget"))
     }
-    if String::from_utf8_lossy(&out.stderr).contains("not found") {
-        return Ok(None);
-    }
-    Err(failure(&out, "config get"))
 }
 
 /// Runs a mutating jj command with the user's terminal, except that jj's
 /// stdout goes to our stderr when stdout is reserved for JSON.
-pub fn run_visible(args: &[OsString], cwd: &Path, json_mode: bool, what: &str) -> Result<()> {
+///
+/// `shielded` runs jj in a process group of its own, so that a terminal's
+/// Ctrl-C reaches only `ajj`: jj then finishes what it started, and `ajj`
+/// decides what to keep (an add killed part-way leaves a half-made
+/// workspace behind).
+pub fn run_visible(
+    args: &[OsString],
+    cwd: &Path,
+    json_mode: bool,
+    what: &str,
+    shielded: bool,
+) -> Result<()> {
+    use std::os::unix::process::CommandExt;
     let mut cmd = command();
     cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+    if shielded {
+        cmd.process_group(0);
+    }
     if json_mode {
         cmd.stdout(std::io::stderr());
     }
@@ -209,7 +259,25 @@ mod tests {
     fn parses_versions() {
         assert_eq!(parse_version("jj 0.45.1\n"), Some((0, 45, 1)));
         assert_eq!(parse_version("jj 0.44.0-9f2c"), Some((0, 44, 0)));
+        assert_eq!(parse_version("jj 0.46.0-12ab34"), Some((0, 46, 0)));
+        assert_eq!(parse_version("jj 1.2.3+dirty"), Some((1, 2, 3)));
         assert_eq!(parse_version("nonsense"), None);
+        assert_eq!(parse_version("jj 0.46"), None);
+    }
+
+    #[test]
+    fn reads_settings_from_config_list() {
+        let key = "aether.keep-forgotten-data";
+        assert_eq!(parse_config_list("", key), None);
+        let text = concat!(
+            r#"{"name":"aether.keep-forgotten-data","value":"1d","source":"user","path":"/u","is_overridden":true}"#,
+            "\n",
+            r#"{"name":"aether.keep-forgotten-data","value":"7d","source":"repo","path":"/r","is_overridden":false}"#,
+            "\n"
+        );
+        assert_eq!(parse_config_list(text, key).as_deref(), Some("7d"));
+        let number = r#"{"name":"a.n","value":3,"source":"user","is_overridden":false}"#;
+        assert_eq!(parse_config_list(number, "a.n").as_deref(), Some("3"));
     }
 
     #[test]

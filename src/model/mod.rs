@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod desired;
 pub mod envfile;
 pub mod jj;
+pub mod pending_add;
 pub mod repo;
 pub mod ssh_target;
 pub mod state;

@@ -44,6 +44,12 @@ pub fn load(ctx: &RepoContext, workspace: &str) -> WorkspaceState {
         })
 }
 
+/// Whether Aether holds state for `workspace`: its environment was made and
+/// not yet wholly removed (the last step of a removal deletes the file).
+pub fn exists(ctx: &RepoContext, workspace: &str) -> bool {
+    path(ctx, workspace).is_file()
+}
+
 pub fn save(ctx: &RepoContext, state: &WorkspaceState) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(state).expect("state serialises");
     write_atomic(&path(ctx, &state.workspace), &bytes, 0o600)

@@ -168,10 +168,15 @@ pub async fn reconcile_all<B: Backend>(
 ) -> Result<PassReport> {
     let dry_run = options.dry_run;
     let ctx = applier.ctx;
+    let mut early_errors = Vec::new();
+    if !dry_run {
+        early_errors = finish_abandoned_adds(applier);
+    }
     let mut entries = applier.jj.list()?;
     recall_roots(ctx, &mut entries);
     let (mut desired, mut errors) =
         desired::build(&entries, || options.missing_root(applier.jj.as_ref()));
+    errors.extend(early_errors);
     let observed = applier.backend.observe(None).await?;
     desired.retention = retention(ctx, applier.jj.as_ref(), &desired, &observed)?;
     let actions = plan::plan(&desired, &observed, &Scope::All);
@@ -241,6 +246,49 @@ pub async fn reconcile_all<B: Backend>(
         durations,
         roots: desired.roots.keys().cloned().collect(),
     })
+}
+
+/// Adds that died part-way (their record is there, their lock is free): a
+/// half-made workspace is cleared, so that its objects are collected by
+/// this very pass and the same add can run again; a checked-out one is
+/// left to the pass to provision (and to `ajj workspace add` to resume).
+/// jj is called directly: this is about what jj itself left behind.
+fn finish_abandoned_adds<B: Backend>(applier: &Applier<'_, B>) -> Vec<(String, CommandError)> {
+    use crate::model::pending_add::{self, Phase};
+    let ctx = applier.ctx;
+    let mut errors = Vec::new();
+    for p in pending_add::all(ctx) {
+        let Ok(Some(_lock)) = repo::try_lock_workspace(ctx, &p.workspace) else {
+            continue; // its add is still running
+        };
+        match p.phase {
+            Phase::Started => match pending_add::clear_half_made(&ctx.workspace_root, &p) {
+                Ok(_) => {
+                    applier.progress.line(&format!(
+                        "Cleared the half-made workspace {} that an interrupted add left at {}",
+                        p.workspace,
+                        p.destination.display()
+                    ));
+                    pending_add::remove(ctx, &p.workspace);
+                }
+                Err(e) => errors.push((
+                    p.workspace.clone(),
+                    e.hint(format!(
+                        "an interrupted add left {} half-made: `jj workspace forget {}` and remove that directory",
+                        p.destination.display(),
+                        p.workspace
+                    )),
+                )),
+            },
+            Phase::CheckedOut => {
+                let listed = jj::list_workspaces(&ctx.workspace_root).unwrap_or_default();
+                if !listed.iter().any(|e| e.name == p.workspace && e.root.is_some()) {
+                    pending_add::remove(ctx, &p.workspace);
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// The plan's actions resolved into steps, with what Aether remembers of

@@ -2,12 +2,14 @@
 
 use crate::backend::{Backend, Naming, Observed, ObservedObject, WorkspaceRef};
 use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::base::interrupt::{Interrupts, Stop};
 use crate::commands::print_json;
 use crate::commands::CommandHelper;
 use crate::model::config::{self, Config};
 use crate::model::desired::{Desired, DesiredWorkspace};
 use crate::model::envfile;
 use crate::model::jj;
+use crate::model::pending_add::{self, PendingAdd, Phase};
 use crate::model::repo::RepoContext;
 use crate::reconcile::progress::Progress;
 use crate::reconcile::report;
@@ -113,7 +115,59 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let ctx = helper.discover()?;
     let target = Target::resolve(&args)?;
     let _lock = crate::model::repo::lock_workspace(&ctx, &target.name)?;
-    crate::base::runtime::block_on(add_and_provision(helper, &ctx, &args, &target))
+    crate::base::runtime::block_on(async {
+        // Listening from here on: Ctrl-C no longer kills ajj mid-way; it
+        // is answered at the next point where finishing or undoing is whole.
+        let mut stops =
+            Interrupts::listen().map_err(|e| CommandError::io("cannot listen for signals", e))?;
+        add_and_provision(helper, &ctx, &args, &target, &mut stops).await
+    })
+}
+
+/// How this add begins, given what an earlier one left.
+enum Start {
+    /// Nothing of an earlier add: run jj.
+    Fresh,
+    /// An earlier add of this destination got past jj and died: its
+    /// checkout is complete, so only the environment is still to come.
+    Resume,
+}
+
+/// Reads the record of an earlier add of this name (we hold its lock, so
+/// that add is dead): a half-made workspace is cleared, a checked-out one
+/// at the same destination is resumed.
+fn after_earlier_add(ctx: &RepoContext, target: &Target) -> Result<Start> {
+    let Some(earlier) = pending_add::load(ctx, &target.name) else {
+        return Ok(Start::Fresh);
+    };
+    let same_place = earlier.destination == target.dest;
+    if earlier.phase == Phase::CheckedOut && same_place {
+        let listed = jj::list_workspaces(&ctx.workspace_root)?;
+        let complete = listed.iter().any(|e| {
+            e.name == target.name
+                && e.root.is_some()
+                && e.recorded_root.as_deref() == target.dest.canonicalize().ok().as_deref()
+        });
+        if complete {
+            eprintln!(
+                "Resuming the interrupted add of {}: its checkout is complete",
+                target.name
+            );
+            return Ok(Start::Resume);
+        }
+    }
+    if earlier.phase == Phase::Started {
+        let cleared = pending_add::clear_half_made(&ctx.workspace_root, &earlier)?;
+        if cleared != Default::default() {
+            eprintln!(
+                "Cleared what an interrupted add of {} left at {}",
+                target.name,
+                earlier.destination.display()
+            );
+        }
+    }
+    pending_add::remove(ctx, &target.name);
+    Ok(Start::Fresh)
 }
 
 async fn add_and_provision(
@@ -121,26 +175,60 @@ async fn add_and_provision(
     ctx: &RepoContext,
     args: &Args,
     target: &Target,
+    stops: &mut Interrupts,
 ) -> Result<i32> {
     // Docker first: if it is down, fail before jj changes anything.
     let backend = helper.backend(ctx).await?;
+    let start = after_earlier_add(ctx, target)?;
     let mut observed = backend.observe(None).await?;
-    let added = add_beside_network(helper, ctx, args, target, &backend, &observed).await;
-    if let Some(id) = &added.network_id {
-        // Apply must not create it twice: engines before 25 accept duplicate names.
-        observed.networks.push(ObservedObject {
-            id: id.clone(),
-            name: backend.network_name(target.predicted()),
-            workspace: target.name.clone(),
-            root: Some(target.predicted_root.clone()),
-            ..Default::default()
-        });
-    }
-    let network_id = added.network_id.as_deref();
-    if let Err(e) = added.jj {
-        undo_network(&backend, network_id).await;
-        return Err(e);
-    }
+    let record = PendingAdd::new(&target.name, &target.dest, target.dest_existed);
+    let (others, speculative) = match start {
+        Start::Resume => {
+            let mut others = jj::list_workspaces(&ctx.workspace_root)?;
+            others.retain(|e| e.name != target.name);
+            (others, None)
+        }
+        Start::Fresh => {
+            // Written before jj runs: whatever jj leaves, the next add or
+            // pass knows it for this add's own.
+            record.save(ctx)?;
+            let added = add_beside_network(helper, ctx, args, target, &backend, &observed).await;
+            if let Some(id) = &added.network_id {
+                // Apply must not create it twice: engines before 25 accept duplicate names.
+                observed.networks.push(ObservedObject {
+                    id: id.clone(),
+                    name: backend.network_name(target.predicted()),
+                    workspace: target.name.clone(),
+                    root: Some(target.predicted_root.clone()),
+                    ..Default::default()
+                });
+            }
+            let network_id = added.network_id.as_deref();
+            if let Err(e) = added.jj {
+                undo_network(&backend, network_id).await;
+                // jj refused before it made anything (or a Ctrl-C made it
+                // stop): clear what it may have left all the same.
+                let _ = pending_add::clear_half_made(&ctx.workspace_root, &record);
+                pending_add::remove(ctx, &target.name);
+                return match stops.arrived() {
+                    Some(stop) => Err(interrupted(stop, &target.name, Outcome::Undone)),
+                    None => Err(e),
+                };
+            }
+            PendingAdd {
+                phase: Phase::CheckedOut,
+                ..record.clone()
+            }
+            .save(ctx)?;
+            if let Some(stop) = stops.arrived() {
+                let _ = pending_add::clear_half_made(&ctx.workspace_root, &record);
+                undo_network(&backend, network_id).await;
+                pending_add::remove(ctx, &target.name);
+                return Err(interrupted(stop, &target.name, Outcome::Undone));
+            }
+            (added.others?, added.network_id)
+        }
+    };
 
     // jj succeeded, so the workspace exists under the name and path we
     // gave it: no need to ask jj again.
@@ -162,24 +250,96 @@ async fn add_and_provision(
     {
         Ok(c) => c,
         Err(e) => {
-            rollback(
-                &ctx.workspace_root,
-                &target.name,
-                &root,
-                target.dest_existed,
-            );
-            undo_network(&backend, network_id).await;
+            let all = desired_with_new(ctx, others, &target.name, &root, Config::default());
+            undo(&backend, ctx, &all, &target.name, &root, &record).await;
             return Err(rolled_back(e, &target.name));
         }
     };
-    if (config.services.is_empty() || root != target.predicted_root) && network_id.is_some() {
-        undo_network(&backend, network_id).await;
-        observed
-            .networks
-            .retain(|n| Some(n.id.as_str()) != network_id);
+    if let Some(id) = &speculative {
+        if config.services.is_empty() || root != target.predicted_root {
+            undo_network(&backend, Some(id)).await;
+            observed.networks.retain(|n| &n.id != id);
+        }
     }
-    let all = desired_with_new(ctx, added.others?, &target.name, &root, config);
-    provision(&backend, ctx, args, &all, &target.name, &root, observed).await
+    let all = desired_with_new(ctx, others, &target.name, &root, config);
+    let provisioned = tokio::select! {
+        r = provision(&backend, ctx, args, &all, &target.name, &root, observed) => r,
+        stop = stops.recv() => {
+            // Whatever request was in flight is dropped; `undo` looks twice.
+            undo(&backend, ctx, &all, &target.name, &root, &record).await;
+            return Err(interrupted(stop, &target.name, Outcome::Undone));
+        }
+    };
+    // Complete, or failed with its hint (`ajj reconcile`): either way no
+    // longer an add to resume.
+    pending_add::remove(ctx, &target.name);
+    if let Some(stop) = stops.arrived() {
+        return Err(interrupted(stop, &target.name, Outcome::Completed)
+            .detail("result", provisioned.as_ref().err().map(|e| e.to_json())));
+    }
+    let (report, env_written) = provisioned?;
+    if args.json {
+        print_json(&report);
+    } else {
+        report::print_human(&report);
+        if env_written {
+            println!("Wrote {}", report.env_file);
+        }
+    }
+    Ok(0)
+}
+
+/// What an interrupted add did about what it had started.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Undone,
+    Completed,
+}
+
+fn interrupted(stop: Stop, name: &str, outcome: Outcome) -> CommandError {
+    let (word, message, hint) = match outcome {
+        Outcome::Undone => (
+            "undone",
+            format!("{} stopped the add of {name}; it was undone: the jj workspace, its directory and its environment are gone", stop.name()),
+            "run the same `ajj workspace add` again",
+        ),
+        Outcome::Completed => (
+            "completed",
+            format!("{} came as the add of {name} finished; the workspace is complete", stop.name()),
+            "see it with `ajj status`",
+        ),
+    };
+    CommandError::new(ErrorCode::Interrupted, message)
+        .hint(hint)
+        .detail("signal", stop.name())
+        .detail("outcome", word)
+        .detail("workspace", name)
+}
+
+/// Takes the workspace back: its objects (looked for twice, since a
+/// dropped request may still land), its state, its jj workspace and
+/// directory, and the record of this add. Best effort: what is left is
+/// the next pass's to collect.
+async fn undo(
+    backend: &impl Backend,
+    ctx: &RepoContext,
+    all: &Desired,
+    name: &str,
+    root: &Path,
+    record: &PendingAdd,
+) {
+    let mut without = all.clone();
+    without.workspaces.remove(name);
+    without.roots.retain(|_, n| n != name);
+    let applier = Applier::new(backend, ctx, false);
+    for look in 0..2 {
+        if look > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        let _ = reconcile::converge_workspace(&applier, &without, name, Some(root), None).await;
+    }
+    let _ = pending_add::clear_half_made(&ctx.workspace_root, record);
+    pending_add::remove(ctx, name);
 }
 
 /// What came back from `jj workspace add` and what ran beside it.
@@ -205,8 +365,9 @@ async fn add_beside_network(
     let jj_args = jj_add_args(helper, args, target);
     let json = args.json;
     let cwd = target.cwd.clone();
-    let jj_add =
-        tokio::task::spawn_blocking(move || jj::run_visible(&jj_args, &cwd, json, "workspace add"));
+    let jj_add = tokio::task::spawn_blocking(move || {
+        jj::run_visible(&jj_args, &cwd, json, "workspace add", true)
+    });
     // The other workspaces' roots tell their objects from this one's
     // (one may carry this name from before a rename).
     let list_root = ctx.workspace_root.clone();
@@ -239,7 +400,13 @@ fn jj_add_args(helper: &CommandHelper, args: &Args, target: &Target) -> Vec<OsSt
     if let Some(r) = helper.repository() {
         jj_args.extend(["-R".into(), r.as_os_str().to_owned()]);
     }
+    // A plain workspace, also in a colocated repo: jj 0.46 would make a Git
+    // worktree, whose `.git` names a host path that a container mounting
+    // the workspace cannot follow, and which needs git >= 2.42 on PATH.
+    // README ("Colocated repos") says so; 0.45 takes the setting unchanged.
     jj_args.extend([
+        "--config".into(),
+        "git.colocate=false".into(),
         "workspace".into(),
         "add".into(),
         target.dest.clone().into_os_string(),
@@ -314,7 +481,7 @@ async fn provision(
     name: &str,
     root: &Path,
     observed: Observed,
-) -> Result<i32> {
+) -> Result<(report::WorkspaceReport, bool)> {
     let desired = &all.workspaces[name];
     let mut applier = Applier::new(backend, ctx, true);
     if args.json {
@@ -349,15 +516,7 @@ async fn provision(
         backend.remote_host(),
         warnings,
     );
-    if args.json {
-        print_json(&r);
-    } else {
-        report::print_human(&r);
-        if settled.env_written {
-            println!("Wrote {}", r.env_file);
-        }
-    }
-    Ok(0)
+    Ok((r, settled.env_written))
 }
 
 /// Whatever `.env` exists right after `jj workspace add` was checked out
@@ -386,30 +545,4 @@ fn check_env_file(root: &Path, allow_unignored: bool) -> Result<()> {
         envfile::FILE_NAME
     ))
     .detail("file", path.display().to_string()))
-}
-
-/// Undoes a `jj workspace add`: forget it and remove the directory jj made.
-fn rollback(repo_root: &Path, name: &str, root: &Path, dest_existed: bool) {
-    let _ = jj::command()
-        .args(["workspace", "forget", name])
-        .current_dir(repo_root)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    if dest_existed {
-        // jj only adds into an empty directory: empty it again.
-        if let Ok(entries) = std::fs::read_dir(root) {
-            for entry in entries.flatten() {
-                let p = entry.path();
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-            }
-        }
-    } else {
-        let _ = std::fs::remove_dir_all(root);
-    }
 }

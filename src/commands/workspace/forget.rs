@@ -38,8 +38,24 @@ pub struct Args {
 pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     let ctx = helper.discover()?;
     let mut entries = jj::list_workspaces(&ctx.workspace_root)?;
+    let mut unfinished = Vec::new();
     // Remembered first: a `jj undo` of this forget finds the root again.
     reconcile::recall_roots(&ctx, &mut entries);
+    // A forget that died after jj forgot left state behind: run again, it
+    // finishes the removal. jj no longer lists such a workspace, so it is
+    // taken from Aether's own records.
+    let ledger = crate::model::state::load_roots(&ctx);
+    for name in &args.workspaces {
+        if !entries.iter().any(|e| &e.name == name) && crate::model::state::exists(&ctx, name) {
+            let root = ledger.get(name).cloned();
+            entries.push(jj::WorkspaceEntry {
+                name: name.clone(),
+                root: root.clone().filter(|r| r.is_dir()),
+                recorded_root: root,
+            });
+            unfinished.push(name.clone());
+        }
+    }
     let names = chosen_workspaces(&ctx, &entries, &args)?;
     // Sorted, so two forgets of overlapping sets cannot deadlock.
     let _locks = names
@@ -53,7 +69,13 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
     };
     let retention = reconcile::retention_for_forget(&ctx, purge)?;
     crate::base::runtime::block_on(forget_and_remove(
-        helper, &ctx, &entries, &names, retention, args.json,
+        helper,
+        &ctx,
+        &entries,
+        &names,
+        &unfinished,
+        retention,
+        args.json,
     ))
 }
 
@@ -90,6 +112,7 @@ async fn forget_and_remove(
     ctx: &RepoContext,
     entries: &[jj::WorkspaceEntry],
     names: &[String],
+    unfinished: &[String],
     retention: Retention,
     json: bool,
 ) -> Result<i32> {
@@ -97,9 +120,22 @@ async fn forget_and_remove(
     // Where the environments are, which may not be where new ones go.
     let spec = helper.workspace_backend(ctx, &names[0])?;
     let backend = helper.connect(ctx, &spec).await?;
-    let mut jj_args: Vec<OsString> = vec!["workspace".into(), "forget".into()];
-    jj_args.extend(names.iter().map(OsString::from));
-    jj::run_visible(&jj_args, &ctx.workspace_root, json, "workspace forget")?;
+    let to_jj: Vec<&String> = names.iter().filter(|n| !unfinished.contains(n)).collect();
+    if !to_jj.is_empty() {
+        let mut jj_args: Vec<OsString> = vec!["workspace".into(), "forget".into()];
+        jj_args.extend(to_jj.into_iter().map(OsString::from));
+        jj::run_visible(
+            &jj_args,
+            &ctx.workspace_root,
+            json,
+            "workspace forget",
+            true,
+        )?;
+    }
+    for name in names {
+        // An add of it that died is moot now.
+        crate::model::pending_add::remove(ctx, name);
+    }
 
     let applier = Applier::new(&backend, ctx, !json);
     let results = remove_environments(&applier, entries, names, retention).await;
