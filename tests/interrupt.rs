@@ -254,3 +254,45 @@ fn after_kill_9_the_same_forget_run_again_finishes() {
     }
     assert!(hits >= 4, "only {hits} kills hit a running forget");
 }
+
+#[test]
+fn a_refused_add_keeps_the_users_files_and_says_why() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(Some(&config()));
+    // A directory of the user's: jj refuses it, and Aether must not
+    // "clear" it as if it were a half-made workspace.
+    let mine = repo.ws("mine");
+    std::fs::create_dir_all(mine.join("notes")).unwrap();
+    std::fs::write(mine.join("notes/todo.txt"), "keep me").unwrap();
+    let out = repo
+        .ajj(&["workspace", "add", "../mine", "--json"])
+        .failure();
+    assert_eq!(out.error_code(), "JJ_FAILED");
+    let hint = out.json()["error"]["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(hint.contains("is not empty"), "{hint}");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("notes/todo.txt")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(labelled(&repo, "mine"), Vec::<String>::new());
+
+    // A name that exists: the hint names the way out.
+    repo.add("x");
+    let out = repo
+        .ajj(&["workspace", "add", "../y", "--name", "x", "--json"])
+        .failure();
+    assert_eq!(out.error_code(), "JJ_FAILED");
+    let v = out.json();
+    assert!(
+        v["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("ajj workspace forget x"),
+        "{v}"
+    );
+    assert!(!repo.ws("y").exists(), "the refused destination was made");
+    assert_whole(&repo, "x", "after a refused add of its name");
+}

@@ -81,6 +81,7 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
             checks.extend(crate::base::runtime::block_on(check_backend(
                 helper, ctx, &images,
             )));
+            checks.extend(check_colocation(ctx));
             checks.push(check_watcher(ctx));
             checks.push(check_ledger(ctx));
         }
@@ -104,6 +105,44 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
         }
     }
     Ok(i32::from(failed))
+}
+
+/// In a colocated repo, jj 0.46 makes every plain `jj workspace add` a Git
+/// worktree, which needs git >= 2.42. `ajj workspace add` makes plain
+/// workspaces and does not; this says what a plain jj add will need.
+fn check_colocation(ctx: &RepoContext) -> Option<Check> {
+    if !ctx.is_colocated() || jj::version().ok()? < (0, 46, 0) {
+        return None;
+    }
+    let out = std::process::Command::new("git")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output();
+    let found = out.ok().filter(|o| o.status.success()).and_then(|o| {
+        // "git version 2.39.5"
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        jj::parse_version(text.trim_start_matches("git "))
+    });
+    Some(match found {
+        Some(v) if v >= (2, 42, 0) => Check::ok(
+            "git",
+            format!(
+                "colocated repo: `ajj workspace add` makes plain workspaces; a plain `jj workspace add` makes Git worktrees (git {}.{}.{})",
+                v.0, v.1, v.2
+            ),
+        ),
+        other => Check {
+            name: "git",
+            status: Status::Warn,
+            message: match other {
+                Some((a, b, c)) => format!("colocated repo with jj >= 0.46: a plain `jj workspace add` needs git >= 2.42 (found {a}.{b}.{c})"),
+                None => "colocated repo with jj >= 0.46: a plain `jj workspace add` needs git >= 2.42 on PATH (none found)".into(),
+            },
+            code: None,
+            hint: Some("upgrade git, or add workspaces with `ajj workspace add` (plain jj workspaces, no Git worktree)".into()),
+            details: json!({ "required": "2.42.0", "found": other.map(|(a, b, c)| format!("{a}.{b}.{c}")) }),
+        },
+    })
 }
 
 fn check_jj() -> Check {

@@ -154,27 +154,14 @@ fn empty_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The Git directory of a colocated repo: the default workspace's `.git`
-/// next to `.jj`, as jj's store names it in `store/git_target`.
-pub fn git_dir(repo_root: &Path) -> Option<PathBuf> {
-    let store = crate::model::repo::RepoContext::discover(repo_root)
-        .ok()?
-        .store;
-    let target = std::fs::read_to_string(store.join("store/git_target")).ok()?;
-    let target = PathBuf::from(target.trim());
-    let dir = if target.is_absolute() {
-        target
-    } else {
-        store.join("store").join(target)
-    };
-    dir.canonicalize().ok()
-}
-
 /// Removes the entry of `.git/worktrees/` whose `gitdir` points at
 /// `dest/.git`, as `git worktree prune` would once the directory is gone,
 /// but only that one: the user's other worktrees are not ours to touch.
 fn prune_worktree(repo_root: &Path, dest: &Path) -> bool {
-    git_dir(repo_root).is_some_and(|git| prune_entries(&git, dest))
+    RepoContext::discover(repo_root)
+        .ok()
+        .and_then(|ctx| ctx.git_dir())
+        .is_some_and(|git| prune_entries(&git, dest))
 }
 
 fn prune_entries(git: &Path, dest: &Path) -> bool {

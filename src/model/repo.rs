@@ -46,6 +46,27 @@ impl RepoContext {
     pub fn state_dir(&self) -> PathBuf {
         self.store.join("aether")
     }
+
+    /// The Git repository behind the store, as `store/git_target` names it
+    /// (`store/git` inside, or `.git` beside `.jj` when colocated).
+    pub fn git_dir(&self) -> Option<PathBuf> {
+        let target = std::fs::read_to_string(self.store.join("store/git_target")).ok()?;
+        let target = PathBuf::from(target.trim());
+        let dir = if target.is_absolute() {
+            target
+        } else {
+            self.store.join("store").join(target)
+        };
+        dir.canonicalize().ok()
+    }
+
+    /// Colocated: the Git directory is the `.git` beside a workspace's `.jj`.
+    pub fn is_colocated(&self) -> bool {
+        self.git_dir().is_some_and(|g| {
+            g.file_name().is_some_and(|n| n == ".git")
+                && g.parent().is_some_and(|p| p.join(".jj").is_dir())
+        })
+    }
 }
 
 /// `.jj/repo` is the store itself in the default workspace and a file holding

@@ -65,6 +65,9 @@ struct Target {
     dest: PathBuf,
     name: String,
     dest_existed: bool,
+    /// The destination is a directory with something in it (or not a
+    /// directory): jj will refuse it, and nothing there is Aether's.
+    dest_holds_files: bool,
     /// Where the root will be once jj has made it: objects are labelled with it.
     predicted_root: PathBuf,
 }
@@ -88,6 +91,8 @@ impl Target {
                 })?,
         };
         let dest_existed = dest.exists();
+        let dest_holds_files =
+            dest_existed && std::fs::read_dir(&dest).map_or(true, |mut d| d.next().is_some());
         let predicted_root = dest
             .parent()
             .and_then(|p| p.canonicalize().ok())
@@ -99,6 +104,7 @@ impl Target {
             dest,
             name,
             dest_existed,
+            dest_holds_files,
             predicted_root,
         })
     }
@@ -190,8 +196,12 @@ async fn add_and_provision(
         }
         Start::Fresh => {
             // Written before jj runs: whatever jj leaves, the next add or
-            // pass knows it for this add's own.
-            record.save(ctx)?;
+            // pass knows it for this add's own. Only for a destination jj
+            // may add into (missing, or an empty directory): anything else
+            // jj refuses, and clearing must never touch the user's files.
+            if !target.dest_holds_files {
+                record.save(ctx)?;
+            }
             let added = add_beside_network(helper, ctx, args, target, &backend, &observed).await;
             if let Some(id) = &added.network_id {
                 // Apply must not create it twice: engines before 25 accept duplicate names.
@@ -206,13 +216,14 @@ async fn add_and_provision(
             let network_id = added.network_id.as_deref();
             if let Err(e) = added.jj {
                 undo_network(&backend, network_id).await;
-                // jj refused before it made anything (or a Ctrl-C made it
-                // stop): clear what it may have left all the same.
-                let _ = pending_add::clear_half_made(&ctx.workspace_root, &record);
+                // jj refused before it made anything: out of the terminal's
+                // reach, it is not stopped half-way. Nothing to clear, and
+                // the destination may be the user's (a non-empty directory
+                // jj would not add into).
                 pending_add::remove(ctx, &target.name);
                 return match stops.arrived() {
                     Some(stop) => Err(interrupted(stop, &target.name, Outcome::Undone)),
-                    None => Err(e),
+                    None => Err(explain_refusal(e, target, added.others.as_deref().ok())),
                 };
             }
             PendingAdd {
@@ -287,6 +298,39 @@ async fn add_and_provision(
         }
     }
     Ok(0)
+}
+
+/// jj's refusal, with what Aether knows about why (from its own facts, not
+/// jj's wording) and the exact commands that settle it.
+fn explain_refusal(
+    e: CommandError,
+    target: &Target,
+    listed: Option<&[jj::WorkspaceEntry]>,
+) -> CommandError {
+    if e.code != ErrorCode::JjFailed || e.hint.is_some() {
+        return e;
+    }
+    let name = &target.name;
+    let dest = target.dest.display();
+    if let Some(existing) = listed.and_then(|l| l.iter().find(|w| &w.name == name)) {
+        let at = existing
+            .recorded_root
+            .as_ref()
+            .map(|r| format!(" at {}", r.display()))
+            .unwrap_or_default();
+        return e
+            .hint(format!(
+                "a workspace named {name:?} exists{at}: choose another with --name, or remove it first with `ajj workspace forget {name}`"
+            ))
+            .detail("existing_workspace", name);
+    }
+    let non_empty = std::fs::read_dir(&target.dest).is_ok_and(|mut d| d.next().is_some());
+    if non_empty {
+        return e.hint(format!(
+            "{dest} is not empty, and no add of Aether's made it; if it is what an interrupted plain `jj workspace add` left, remove it (`rm -rf {dest}`) and run the add again"
+        ));
+    }
+    e
 }
 
 /// What an interrupted add did about what it had started.
