@@ -42,6 +42,17 @@ fn assert_config_rejected(repo: &TestRepo, n: usize, config: &str, line: u64, ke
         !repo.ws(&format!("bad{n}")).exists(),
         "case {n}: no directory left behind"
     );
+    // Nor a Git worktree entry (jj 0.46 makes one in a colocated repo).
+    let worktrees = std::fs::read_dir(repo.main.join(".git/worktrees")).map_or(0, |d| d.count());
+    assert_eq!(worktrees, 0, "case {n}: a Git worktree entry left behind");
+    assert!(
+        !repo
+            .main
+            .join(".jj/repo/aether/adds")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "case {n}: a pending-add record left behind"
+    );
 }
 
 #[test]

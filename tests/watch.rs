@@ -481,3 +481,84 @@ fn a_port_taken_while_stopped_is_re_picked_with_a_warning() {
     drop(thief);
     w.drain();
 }
+
+/// The jj on PATH, as `(major, minor)`.
+fn jj_version() -> (u32, u32) {
+    let out = std::process::Command::new("jj")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let mut parts = v.split('.').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+fn git_worktrees(repo: &TestRepo) -> Vec<String> {
+    std::fs::read_dir(repo.main.join(".git/worktrees"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// In a colocated repo (what `jj git init` makes), jj 0.46 makes every
+/// plain `jj workspace add` a Git worktree. The watcher follows such a
+/// workspace like any other, through `jj workspace forget`, the new `jj
+/// workspace remove` and `rm -rf`; `ajj workspace add` makes a plain
+/// workspace, which registers nothing with Git. No worktree entry is left
+/// by anything Aether does. Under 0.45 the same runs, without `remove`.
+#[test]
+fn colocated_worktrees_are_followed_and_none_is_left_stale() {
+    let Some(()) = env() else { return };
+    let repo = TestRepo::new(Some(&web_with_volume()));
+    assert!(repo.main.join(".git").is_dir(), "jj git init colocates");
+    let worktrees = jj_version() >= (0, 46);
+    let mut w = repo.watch(&[], &[]);
+
+    // ajj's own add: plain, nothing registered with Git.
+    repo.add("mine");
+    assert!(!repo.ws("mine").join(".git").exists());
+    assert_eq!(git_worktrees(&repo), Vec::<String>::new());
+
+    for (i, how) in ["forget", "remove", "rm -rf"].iter().enumerate() {
+        if *how == "remove" && !worktrees {
+            continue; // `jj workspace remove` came with 0.46
+        }
+        let name = format!("plain{i}");
+        let ws = repo.ws(&name);
+        repo.jj(&["workspace", "add", &format!("../{name}")])
+            .success();
+        assert_eq!(ws.join(".git").is_file(), worktrees, "{how}: worktree?");
+        eventually(&format!("{how}: the environment answers"), 30, || {
+            port_of(&ws).is_some_and(|p| curl(&format!("http://127.0.0.1:{p}/")).is_some())
+        });
+        match *how {
+            "forget" => drop(repo.jj(&["workspace", "forget", &name]).success()),
+            "remove" => drop(repo.jj(&["workspace", "remove", &name]).success()),
+            _ => std::fs::remove_dir_all(&ws).unwrap(),
+        }
+        // After rm -rf, the Git entry pointing nowhere is pruned too: jj
+        // 0.46 leaves it, even through a later forget.
+        eventually(&format!("{how}: nothing left"), 10, || {
+            objects_at(&repo, &ws).is_empty() && git_worktrees(&repo).is_empty()
+        });
+        if *how == "rm -rf" {
+            repo.jj(&["workspace", "forget", &name]).success();
+        }
+        assert_eq!(git_worktrees(&repo), Vec::<String>::new(), "{how}");
+    }
+    // ajj's forget of its own plain workspace, too.
+    repo.ajj(&["workspace", "forget", "mine"]).success();
+    assert_eq!(git_worktrees(&repo), Vec::<String>::new());
+    w.signal("TERM");
+    w.wait_for("the watcher to stop", 15, |e| e["event"] == "stopped");
+    let bad: Vec<_> = w.seen.iter().filter(|e| e["event"] == "error").collect();
+    assert!(bad.is_empty(), "{bad:?}");
+}

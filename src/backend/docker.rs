@@ -11,6 +11,7 @@ use super::{
     Observed, ObservedContainer, ObservedObject, ServiceState, WorkspaceRef,
 };
 use super::{BackendError, ExecOutput, ExecSession, Fault, LogLine, LogQuery, LogStream, Result};
+use crate::backend::engine::{Engine, Quirk};
 use crate::backend::readiness;
 use crate::backend::ssh::forward::Forwarder;
 use crate::backend::ssh::{mux, Master};
@@ -55,6 +56,8 @@ pub struct DockerBackend {
     calls: AtomicUsize,
     /// The SSH master, for an engine on another host.
     remote: Option<Master>,
+    /// Docker or Podman, from the `/version` the connection made anyway.
+    engine: Engine,
 }
 
 /// Who holds a container name that a create found taken.
@@ -78,6 +81,9 @@ impl DockerBackend {
             host: "127.0.0.1".into(),
             calls: AtomicUsize::new(1),
             remote: None,
+            engine: Engine::Docker {
+                version: String::new(),
+            },
         };
         backend.negotiate().await?;
         Ok(backend)
@@ -100,6 +106,9 @@ impl DockerBackend {
             host: "127.0.0.1".into(),
             calls: AtomicUsize::new(1),
             remote: Some(master),
+            engine: Engine::Docker {
+                version: String::new(),
+            },
         };
         if let Err(e) = backend.negotiate().await {
             if e.code != ErrorCode::DockerUnreachable {
@@ -124,7 +133,10 @@ impl DockerBackend {
         };
         let backend = self;
         match backend.docker.version().await {
-            Ok(_) => Ok(()),
+            Ok(v) => {
+                backend.engine = Engine::from_version(&v);
+                Ok(())
+            }
             Err(BollardError::DockerResponseServerError { message, .. })
                 if refusal(&message) == Some(Refusal::ApiTooOld) =>
             {
@@ -762,8 +774,8 @@ impl Backend for DockerBackend {
             .await
             .map_err(|e| self.api_error("reading the engine's version", e))?;
         Ok(format!(
-            "Docker Engine {} (API {}, talking {}) at {}",
-            v.version.unwrap_or_default(),
+            "{} (API {}, talking {}) at {}",
+            Engine::from_version(&v).describe(),
             v.api_version.unwrap_or_default(),
             self.docker.client_version(),
             self.docker_host
@@ -987,6 +999,23 @@ impl Backend for DockerBackend {
     }
 
     async fn remove_container(&self, container: &str, grace: Option<Duration>) -> Result<()> {
+        if grace.is_none() && self.engine.has(Quirk::ForcedRemovalWaitsForStopTimeout) {
+            // Killed at once, as Docker's forced removal does by itself.
+            self.count();
+            match self
+                .docker
+                .kill_container(
+                    container,
+                    None::<bollard::query_parameters::KillContainerOptions>,
+                )
+                .await
+            {
+                // 409: not running; 404: gone already. Either way, remove.
+                Ok(()) => {}
+                Err(e) if matches!(status_code(&e), Some(404) | Some(409)) => {}
+                Err(e) => return Err(self.api_error(&format!("killing {container}"), e)),
+            }
+        }
         if let Some(grace) = grace {
             self.count();
             let opts = StopContainerOptionsBuilder::default()

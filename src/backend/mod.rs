@@ -5,6 +5,7 @@
 
 pub mod connect;
 pub mod docker;
+pub mod engine;
 pub mod error;
 #[cfg(test)]
 pub mod memory;

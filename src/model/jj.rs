@@ -166,7 +166,7 @@ impl Workspaces for JjAt {
 
 /// A jj setting, `None` when it is not set. Read through `jj config list`
 /// with a JSON template (0.44 on), which prints nothing for an unset key:
-/// no error text is matched. A table is not a setting: `None` too.
+/// no error text is matched.
 pub fn config_get(cwd: &Path, key: &str) -> Result<Option<String>> {
     let args: [&OsStr; 6] = [
         "--ignore-working-copy".as_ref(),
@@ -187,7 +187,8 @@ pub fn config_get(cwd: &Path, key: &str) -> Result<Option<String>> {
 }
 
 /// The effective value of `key` in `jj config list -T 'json(self)'`
-/// output: the last line naming it that no later source overrides.
+/// output: the last line naming it that no later source overrides. A
+/// string is its text; any other value its JSON.
 pub fn parse_config_list(text: &str, key: &str) -> Option<String> {
     text.lines()
         .rev()
@@ -195,9 +196,8 @@ pub fn parse_config_list(text: &str, key: &str) -> Option<String> {
         .filter(|v| v["name"] == key && v["is_overridden"] != true)
         .filter_map(|v| match &v["value"] {
             serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Null
-            | serde_json::Value::Object(_)
-            | serde_json::Value::Array(_) => None,
+            serde_json::Value::Null => None,
+            // Arrays (an alias) and inline tables as their JSON text.
             other => Some(other.to_string()),
         })
         .next()
@@ -278,6 +278,15 @@ mod tests {
         assert_eq!(parse_config_list(text, key).as_deref(), Some("7d"));
         let number = r#"{"name":"a.n","value":3,"source":"user","is_overridden":false}"#;
         assert_eq!(parse_config_list(number, "a.n").as_deref(), Some("3"));
+        let alias =
+            r#"{"name":"aliases.wsa","value":["log"],"source":"user","is_overridden":false}"#;
+        assert_eq!(
+            parse_config_list(alias, "aliases.wsa").as_deref(),
+            Some(r#"["log"]"#)
+        );
+        // A table's children are other names.
+        let child = r#"{"name":"aliases.wsa.x","value":"y","source":"user","is_overridden":false}"#;
+        assert_eq!(parse_config_list(child, "aliases.wsa"), None);
     }
 
     #[test]

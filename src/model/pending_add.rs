@@ -157,7 +157,9 @@ fn empty_dir(dir: &Path) -> std::io::Result<()> {
 /// Removes the entry of `.git/worktrees/` whose `gitdir` points at
 /// `dest/.git`, as `git worktree prune` would once the directory is gone,
 /// but only that one: the user's other worktrees are not ours to touch.
-fn prune_worktree(repo_root: &Path, dest: &Path) -> bool {
+/// A pass calls it for a workspace whose directory was deleted (jj 0.46
+/// leaves the entry of a colocated workspace behind, even after forget).
+pub fn prune_worktree(repo_root: &Path, dest: &Path) -> bool {
     RepoContext::discover(repo_root)
         .ok()
         .and_then(|ctx| ctx.git_dir())

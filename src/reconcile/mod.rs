@@ -174,6 +174,9 @@ pub async fn reconcile_all<B: Backend>(
     }
     let mut entries = applier.jj.list()?;
     recall_roots(ctx, &mut entries);
+    if !dry_run {
+        prune_dead_worktrees(ctx, &entries);
+    }
     let (mut desired, mut errors) =
         desired::build(&entries, || options.missing_root(applier.jj.as_ref()));
     errors.extend(early_errors);
@@ -289,6 +292,21 @@ fn finish_abandoned_adds<B: Backend>(applier: &Applier<'_, B>) -> Vec<(String, C
         }
     }
     errors
+}
+
+/// A workspace directory deleted behind jj's back (`rm -rf`) leaves, in a
+/// colocated repo under jj 0.46, a Git worktree entry pointing nowhere,
+/// which neither jj's forget nor Aether's removal takes away. It is pruned
+/// as `git worktree prune` would, one entry, and only once the directory
+/// is really gone.
+fn prune_dead_worktrees(ctx: &RepoContext, entries: &[jj::WorkspaceEntry]) {
+    for e in entries {
+        if let (None, Some(root)) = (&e.root, &e.recorded_root) {
+            if !root.exists() {
+                crate::model::pending_add::prune_worktree(&ctx.workspace_root, root);
+            }
+        }
+    }
 }
 
 /// The plan's actions resolved into steps, with what Aether remembers of

@@ -1,0 +1,94 @@
+//! Which engine serves the Docker API, and every difference between
+//! engines that Aether works around, as a typed case named with the
+//! version it was seen on. Nothing else matches on an engine's name.
+
+use bollard::models::SystemVersion;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    Docker {
+        version: String,
+    },
+    /// Podman's Docker-compatible API (`podman system service`).
+    Podman {
+        version: String,
+    },
+}
+
+/// A way in which an engine's compatible API behaves unlike Docker's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quirk {
+    /// A forced removal (`DELETE /containers/X?force=true`) of a running
+    /// container waits for its stop timeout (10 s by default) before it
+    /// kills, where Docker kills at once. Seen on Podman 4.3.1. Worked
+    /// around by killing first.
+    ForcedRemovalWaitsForStopTimeout,
+}
+
+impl Engine {
+    /// From `/version`: Podman names itself among the components.
+    pub fn from_version(v: &SystemVersion) -> Engine {
+        let podman = v
+            .components
+            .iter()
+            .flatten()
+            .find(|c| c.name.eq_ignore_ascii_case("Podman Engine"));
+        match podman {
+            Some(c) => Engine::Podman {
+                version: c.version.clone(),
+            },
+            None => Engine::Docker {
+                version: v.version.clone().unwrap_or_default(),
+            },
+        }
+    }
+
+    /// "Docker Engine 20.10.24", "Podman 4.3.1".
+    pub fn describe(&self) -> String {
+        match self {
+            Engine::Docker { version } => format!("Docker Engine {version}"),
+            Engine::Podman { version } => format!("Podman {version}"),
+        }
+    }
+
+    pub fn has(&self, quirk: Quirk) -> bool {
+        match quirk {
+            // Every Podman we know of; revisit when a release kills at once.
+            Quirk::ForcedRemovalWaitsForStopTimeout => matches!(self, Engine::Podman { .. }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::SystemVersionComponents as ComponentVersion;
+
+    #[test]
+    fn tells_podman_from_docker() {
+        let docker = SystemVersion {
+            version: Some("20.10.24".into()),
+            components: Some(vec![ComponentVersion {
+                name: "Engine".into(),
+                version: "20.10.24".into(),
+                details: None,
+            }]),
+            ..Default::default()
+        };
+        let e = Engine::from_version(&docker);
+        assert_eq!(e.describe(), "Docker Engine 20.10.24");
+        assert!(!e.has(Quirk::ForcedRemovalWaitsForStopTimeout));
+        let podman = SystemVersion {
+            version: Some("4.3.1".into()),
+            components: Some(vec![ComponentVersion {
+                name: "Podman Engine".into(),
+                version: "4.3.1".into(),
+                details: None,
+            }]),
+            ..Default::default()
+        };
+        let e = Engine::from_version(&podman);
+        assert_eq!(e.describe(), "Podman 4.3.1");
+        assert!(e.has(Quirk::ForcedRemovalWaitsForStopTimeout));
+    }
+}
