@@ -157,6 +157,92 @@ impl DockerBackend {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Health from an inspection of each running container, for an engine
+    /// whose container list leaves it out; all at once.
+    async fn fill_health(&self, containers: &mut [ObservedContainer]) {
+        let jobs = containers.iter().map(|c| async move {
+            if c.state != ServiceState::Running || c.health.is_some() {
+                return c.health.clone();
+            }
+            self.count();
+            let info = self.docker.inspect_container(&c.id, None).await.ok()?;
+            let health = info.state?.health?.status?;
+            match health {
+                HealthStatusEnum::HEALTHY => Some("healthy".into()),
+                HealthStatusEnum::UNHEALTHY => Some("unhealthy".into()),
+                HealthStatusEnum::STARTING => Some("starting".into()),
+                _ => None,
+            }
+        });
+        let found = futures_util::future::join_all(jobs).await;
+        for (c, health) in containers.iter_mut().zip(found) {
+            c.health = health;
+        }
+    }
+
+    /// `GET /libpod/containers/{id}/healthcheck` on the engine's Unix
+    /// socket: Podman runs the check once and answers `{"Status": …}`.
+    /// bollard speaks only Docker's API, and this is one request, so it is
+    /// spoken by hand. `None` when the engine is not reached over a socket
+    /// or does not answer it.
+    async fn libpod_healthcheck(&self, container: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = match &self.remote {
+            Some(m) => m.docker_socket.clone(),
+            None => std::path::PathBuf::from(self.docker_host.strip_prefix("unix://")?),
+        };
+        let id: String = container
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        let talk = async {
+            let mut stream = tokio::net::UnixStream::connect(&socket).await.ok()?;
+            let request = format!(
+                "GET /v4.0.0/libpod/containers/{id}/healthcheck HTTP/1.1\r\nHost: podman\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await.ok()?;
+            Some(answer)
+        };
+        self.count();
+        let answer = tokio::time::timeout(Duration::from_secs(10), talk)
+            .await
+            .ok()??;
+        let text = String::from_utf8_lossy(&answer);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        // The body may be chunked: the JSON object is what is between braces.
+        let json = &body[body.find('{')?..=body.rfind('}')?];
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        v["Status"].as_str().map(str::to_string)
+    }
+
+    /// Runs a container's healthcheck test once, as the engine's own
+    /// scheduler would (see [`Quirk::HealthchecksNeedSystemd`]): true when
+    /// it passes. `CMD` runs its argv, `CMD-SHELL` its text with `sh -c`.
+    async fn run_healthcheck(&self, container: &str, test: Option<Vec<String>>) -> bool {
+        // Podman's own endpoint runs the check and records the result, so
+        // that later inspections (and `podman ps`) see it too.
+        if let Some(status) = self.libpod_healthcheck(container).await {
+            return status == "healthy";
+        }
+        let argv = match test.as_deref() {
+            Some([kind, argv @ ..]) if kind == "CMD" && !argv.is_empty() => argv.to_vec(),
+            Some([kind, text]) if kind == "CMD-SHELL" => {
+                vec!["/bin/sh".into(), "-c".into(), text.clone()]
+            }
+            _ => return false,
+        };
+        let run = self.exec(container, &argv, 4096);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), run).await,
+            Ok(Ok(out)) if out.exit_code == Some(0)
+        )
+    }
+
     fn key(&self, ws: WorkspaceRef<'_>) -> String {
         object_key(&self.repo_id, ws.name, ws.root)
     }
@@ -852,10 +938,33 @@ impl Backend for DockerBackend {
         let networks = networks.map_err(|e| self.api_error("listing networks", e))?;
         let volumes = volumes.map_err(|e| self.api_error("listing volumes", e))?;
 
+        // The filters asked for this repo's (and workspace's) objects, but
+        // ownership is checked here again: Podman 4.3.1 ORs label filters
+        // when it lists volumes, and returns other repos' objects.
+        let wanted = self.filters(workspace).remove("label").unwrap_or_default();
+        let owned = |labels: Option<&HashMap<String, String>>| {
+            wanted.iter().all(|f| {
+                let (k, v) = f.split_once('=').unwrap_or((f, ""));
+                labels.and_then(|l| l.get(k)).is_some_and(|have| have == v)
+            })
+        };
         let mut observed = Observed {
-            containers: containers.into_iter().map(observed_container).collect(),
+            containers: containers
+                .into_iter()
+                .filter(|c| owned(c.labels.as_ref()))
+                .map(observed_container)
+                .collect(),
             ..Default::default()
         };
+        if self.engine.has(Quirk::ListOmitsHealth) {
+            self.fill_health(&mut observed.containers).await;
+        }
+        let networks = networks.into_iter().filter(|n| owned(n.labels.as_ref()));
+        let volumes = volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| owned(Some(&v.labels)));
         for n in networks {
             let label = |k: &str| n.labels.as_ref().and_then(|l| l.get(k));
             let workspace = meta::workspace_of(|k| label(k).cloned());
@@ -869,7 +978,7 @@ impl Backend for DockerBackend {
                 ..Default::default()
             });
         }
-        for v in volumes.volumes.unwrap_or_default() {
+        for v in volumes {
             let get = |k: &str| v.labels.get(k).cloned().unwrap_or_default();
             observed.volumes.push(ObservedObject {
                 id: v.name.clone(),
@@ -1001,20 +1110,17 @@ impl Backend for DockerBackend {
     async fn remove_container(&self, container: &str, grace: Option<Duration>) -> Result<()> {
         if grace.is_none() && self.engine.has(Quirk::ForcedRemovalWaitsForStopTimeout) {
             // Killed at once, as Docker's forced removal does by itself.
+            // Best effort: a container that is not running is refused (409
+            // on Docker, 500 on Podman 4.3.1), a gone one is 404; the
+            // removal below says what really went wrong, if anything.
             self.count();
-            match self
+            let _ = self
                 .docker
                 .kill_container(
                     container,
                     None::<bollard::query_parameters::KillContainerOptions>,
                 )
-                .await
-            {
-                // 409: not running; 404: gone already. Either way, remove.
-                Ok(()) => {}
-                Err(e) if matches!(status_code(&e), Some(404) | Some(409)) => {}
-                Err(e) => return Err(self.api_error(&format!("killing {container}"), e)),
-            }
+                .await;
         }
         if let Some(grace) = grace {
             self.count();
@@ -1115,12 +1221,21 @@ impl Backend for DockerBackend {
             Some(ContainerStateStatusEnum::REMOVING) => ServiceState::Removing,
             _ => ServiceState::Unknown,
         };
-        let health = state.health.and_then(|h| h.status).and_then(|s| match s {
+        let mut health = state.health.and_then(|h| h.status).and_then(|s| match s {
             HealthStatusEnum::HEALTHY => Some("healthy".to_string()),
             HealthStatusEnum::UNHEALTHY => Some("unhealthy".to_string()),
             HealthStatusEnum::STARTING => Some("starting".to_string()),
             _ => None,
         });
+        if health.as_deref() == Some("starting")
+            && run == ServiceState::Running
+            && self.engine.has(Quirk::HealthchecksNeedSystemd)
+        {
+            let test = info.config.and_then(|c| c.healthcheck).and_then(|h| h.test);
+            if self.run_healthcheck(container, test).await {
+                health = Some("healthy".to_string());
+            }
+        }
         Ok(LiveStatus {
             state: run,
             health,

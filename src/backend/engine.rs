@@ -23,6 +23,17 @@ pub enum Quirk {
     /// kills, where Docker kills at once. Seen on Podman 4.3.1. Worked
     /// around by killing first.
     ForcedRemovalWaitsForStopTimeout,
+    /// Healthchecks are scheduled by systemd timers; where there is no
+    /// systemd to ask (a container, WSL, many CI machines) none ever runs,
+    /// and health stays `starting` forever. Seen on Podman 4.3.1 ("unable to
+    /// get systemd connection to add healthchecks"). Worked around by
+    /// running the check while waiting for readiness.
+    HealthchecksNeedSystemd,
+    /// The container list (`GET /containers/json`) says nothing of health:
+    /// its `Status` is "Up 5 seconds" whatever the healthcheck says, where
+    /// Docker adds "(healthy)". Seen on Podman 4.3.1. Worked around by
+    /// inspecting the running containers of an observation.
+    ListOmitsHealth,
 }
 
 impl Engine {
@@ -54,7 +65,11 @@ impl Engine {
     pub fn has(&self, quirk: Quirk) -> bool {
         match quirk {
             // Every Podman we know of; revisit when a release kills at once.
-            Quirk::ForcedRemovalWaitsForStopTimeout => matches!(self, Engine::Podman { .. }),
+            Quirk::ForcedRemovalWaitsForStopTimeout
+            | Quirk::HealthchecksNeedSystemd
+            | Quirk::ListOmitsHealth => {
+                matches!(self, Engine::Podman { .. })
+            }
         }
     }
 }
@@ -90,5 +105,7 @@ mod tests {
         let e = Engine::from_version(&podman);
         assert_eq!(e.describe(), "Podman 4.3.1");
         assert!(e.has(Quirk::ForcedRemovalWaitsForStopTimeout));
+        assert!(e.has(Quirk::HealthchecksNeedSystemd));
+        assert!(e.has(Quirk::ListOmitsHealth));
     }
 }

@@ -284,13 +284,21 @@ impl TestRepo {
     }
 }
 
-/// Names of Docker objects of one kind matching every filter.
+/// Names of Docker objects of one kind matching every filter. Label
+/// filters are checked again on the answer: Podman 4.3.1 ORs them when it
+/// lists volumes.
 pub fn docker_names(kind: &str, filters: &[&str]) -> Vec<String> {
     let mut cmd = Command::new("docker");
+    let format = "{{.Names}}\t{{.Labels}}";
     match kind {
-        "container" => cmd.args(["ps", "-a", "--format", "{{.Names}}"]),
-        "volume" => cmd.args(["volume", "ls", "--format", "{{.Name}}"]),
-        _ => cmd.args(["network", "ls", "--format", "{{.Name}}"]),
+        "container" => cmd.args(["ps", "-a", "--format", format]),
+        "volume" => cmd.args(["volume", "ls", "--format", &format.replace("Names", "Name")]),
+        _ => cmd.args([
+            "network",
+            "ls",
+            "--format",
+            &format.replace("Names", "Name"),
+        ]),
     };
     for f in filters {
         cmd.args(["--filter", f]);
@@ -303,9 +311,24 @@ pub fn docker_names(kind: &str, filters: &[&str]) -> Vec<String> {
         "docker {kind} list failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let label_filters: Vec<&str> = filters
+        .iter()
+        .filter_map(|f| f.strip_prefix("label="))
+        .collect();
     let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(String::from)
+        .filter_map(|line| {
+            let (name, labels) = line.split_once('\t').unwrap_or((line, ""));
+            let labels: Vec<&str> = labels.split(',').collect();
+            let matches = label_filters.iter().all(|f| {
+                if f.contains('=') {
+                    labels.contains(f)
+                } else {
+                    labels.iter().any(|l| l.split('=').next() == Some(*f))
+                }
+            });
+            matches.then(|| name.to_string())
+        })
         .collect();
     names.sort();
     names
