@@ -546,9 +546,19 @@ fn colocated_worktrees_are_followed_and_none_is_left_stale() {
         }
         // After rm -rf, the Git entry pointing nowhere is pruned too: jj
         // 0.46 leaves it, even through a later forget.
-        eventually(&format!("{how}: nothing left"), 10, || {
-            objects_at(&repo, &ws).is_empty() && git_worktrees(&repo).is_empty()
-        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !(objects_at(&repo, &ws).is_empty() && git_worktrees(&repo).is_empty()) {
+            if std::time::Instant::now() > deadline {
+                let events: Vec<String> = w.drain().iter().map(|e| e.to_string()).collect();
+                panic!(
+                    "{how}: left {:?} {:?}; the watcher said:\n{}",
+                    objects_at(&repo, &ws),
+                    git_worktrees(&repo),
+                    events.join("\n")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         if *how == "rm -rf" {
             repo.jj(&["workspace", "forget", &name]).success();
         }

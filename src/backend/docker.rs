@@ -1246,17 +1246,19 @@ impl Backend for DockerBackend {
     }
 
     fn events(&self) -> futures_util::stream::LocalBoxStream<'_, Result<BackendEvent>> {
-        let filters = HashMap::from([
+        let mut filters = HashMap::from([
             ("type".to_string(), vec!["container".to_string()]),
             (
                 "label".to_string(),
                 vec![format!("{}={}", labels::REPO, self.repo_id)],
             ),
-            (
+        ]);
+        if !self.engine.has(Quirk::EventFilterByActionBroken) {
+            filters.insert(
                 "event".to_string(),
                 vec!["die".to_string(), "destroy".to_string()],
-            ),
-        ]);
+            );
+        }
         let options = EventsOptionsBuilder::default().filters(&filters).build();
         self.count();
         self.docker
@@ -1278,7 +1280,8 @@ impl Backend for DockerBackend {
                     Some("die") => EventKind::Died {
                         exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
                     },
-                    Some("destroy") => EventKind::Removed,
+                    // "remove" is Podman's word for Docker's "destroy".
+                    Some("destroy") | Some("remove") => EventKind::Removed,
                     _ => return None,
                 };
                 Some(Ok(BackendEvent {

@@ -34,6 +34,11 @@ pub enum Quirk {
     /// Docker adds "(healthy)". Seen on Podman 4.3.1. Worked around by
     /// inspecting the running containers of an observation.
     ListOmitsHealth,
+    /// The event stream's `event` filter matches nothing for `die`, and a
+    /// removal is reported as `remove`, not `destroy`. Seen on Podman
+    /// 4.3.1. Worked around by filtering on type and label only and
+    /// reading the action here (both words are taken on every engine).
+    EventFilterByActionBroken,
 }
 
 impl Engine {
@@ -67,7 +72,8 @@ impl Engine {
             // Every Podman we know of; revisit when a release kills at once.
             Quirk::ForcedRemovalWaitsForStopTimeout
             | Quirk::HealthchecksNeedSystemd
-            | Quirk::ListOmitsHealth => {
+            | Quirk::ListOmitsHealth
+            | Quirk::EventFilterByActionBroken => {
                 matches!(self, Engine::Podman { .. })
             }
         }
@@ -107,5 +113,6 @@ mod tests {
         assert!(e.has(Quirk::ForcedRemovalWaitsForStopTimeout));
         assert!(e.has(Quirk::HealthchecksNeedSystemd));
         assert!(e.has(Quirk::ListOmitsHealth));
+        assert!(e.has(Quirk::EventFilterByActionBroken));
     }
 }
