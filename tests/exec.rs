@@ -194,7 +194,11 @@ sys.exit(p.returncode)
             "--",
             "sh",
             "-c",
-            "echo size $(stty size); read word; echo got $word; exit 5",
+            // The size comes as a resize just after the exec starts (API
+            // 1.41 has no size at creation, as for `docker exec -t`): a
+            // command that asks at once may see 0 0 for a moment. Asked
+            // until it is set, for 10 s at most, then printed as it is.
+            "i=0; while [ \"$(stty size)\" = \"0 0\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; echo size $(stty size); read word; echo got $word; exit 5",
         ])
         .current_dir(&ws);
     let out = cmd.output().unwrap();

@@ -275,11 +275,13 @@ fn a_twin_network_from_a_late_create_is_repaired() {
             TEST_LABEL: std::process::id().to_string(),
         }
     });
+    let host = real_docker_host();
+    let socket = host.strip_prefix("unix://").expect("a Unix socket");
     let created = Command::new("curl")
         .args([
             "-sf",
             "--unix-socket",
-            "/var/run/docker.sock",
+            socket,
             "-H",
             "Content-Type: application/json",
         ])
@@ -290,6 +292,21 @@ fn a_twin_network_from_a_late_create_is_repaired() {
         ])
         .output()
         .unwrap();
+    let podman = Command::new("docker")
+        .args([
+            "version",
+            "--format",
+            "{{.Server.Os}} {{range .Server.Components}}{{.Name}} {{end}}",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("Podman"))
+        .unwrap_or(false);
+    if podman && !created.status.success() {
+        // Podman refuses a second network of one name: the fault cannot
+        // happen there.
+        eprintln!("skipped: this engine refuses duplicate network names");
+        return;
+    }
     assert!(
         created.status.success(),
         "{}",

@@ -405,12 +405,17 @@ impl SocketProxy {
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<UnixStream>::new()));
         let (up2, conns2) = (up.clone(), conns.clone());
+        // In front of whichever engine the tests use (Docker, or Podman).
+        let engine_socket = real_docker_host()
+            .strip_prefix("unix://")
+            .expect("the engine is reached over a Unix socket")
+            .to_string();
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
                 if !up2.load(Ordering::SeqCst) {
                     continue; // dropped: the client sees a closed connection
                 }
-                let Ok(server) = UnixStream::connect("/var/run/docker.sock") else {
+                let Ok(server) = UnixStream::connect(&engine_socket) else {
                     continue;
                 };
                 {

@@ -165,7 +165,7 @@ impl DockerBackend {
                 return c.health.clone();
             }
             self.count();
-            let info = self.docker.inspect_container(&c.id, None).await.ok()?;
+            let info = self.inspect(&c.id).await.ok()?;
             let health = info.state?.health?.status?;
             match health {
                 HealthStatusEnum::HEALTHY => Some("healthy".into()),
@@ -180,44 +180,101 @@ impl DockerBackend {
         }
     }
 
-    /// `GET /libpod/containers/{id}/healthcheck` on the engine's Unix
-    /// socket: Podman runs the check once and answers `{"Status": …}`.
-    /// bollard speaks only Docker's API, and this is one request, so it is
-    /// spoken by hand. `None` when the engine is not reached over a socket
-    /// or does not answer it.
-    async fn libpod_healthcheck(&self, container: &str) -> Option<String> {
+    /// One `GET` on the engine's Unix socket, for the few requests bollard
+    /// cannot make or decode (Podman's own endpoints, Podman's states):
+    /// HTTP/1.0, so the answer is never chunked. `None` when the engine is
+    /// not reached over a socket, or the exchange fails.
+    async fn raw_get(&self, path: &str) -> Option<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let socket = match &self.remote {
             Some(m) => m.docker_socket.clone(),
             None => std::path::PathBuf::from(self.docker_host.strip_prefix("unix://")?),
         };
-        let id: String = container
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
-            .collect();
         let talk = async {
             let mut stream = tokio::net::UnixStream::connect(&socket).await.ok()?;
-            let request = format!(
-                "GET /v4.0.0/libpod/containers/{id}/healthcheck HTTP/1.1\r\nHost: podman\r\nConnection: close\r\n\r\n"
-            );
+            let request = format!("GET {path} HTTP/1.0\r\nHost: engine\r\n\r\n");
             stream.write_all(request.as_bytes()).await.ok()?;
             let mut answer = Vec::new();
             stream.read_to_end(&mut answer).await.ok()?;
             Some(answer)
         };
         self.count();
-        let answer = tokio::time::timeout(Duration::from_secs(10), talk)
+        let answer = tokio::time::timeout(Duration::from_secs(TIMEOUT_SECS), talk)
             .await
             .ok()??;
         let text = String::from_utf8_lossy(&answer);
         let (head, body) = text.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.1 200") {
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, body.to_string()))
+    }
+
+    /// A container name or id, safe in a request path.
+    fn path_id(container: &str) -> String {
+        container
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect()
+    }
+
+    /// Podman's own endpoint runs the check once, records the result and
+    /// answers `{"Status": …}`.
+    async fn libpod_healthcheck(&self, container: &str) -> Option<String> {
+        let id = Self::path_id(container);
+        let (status, body) = self
+            .raw_get(&format!("/v4.0.0/libpod/containers/{id}/healthcheck"))
+            .await?;
+        if status != 200 {
             return None;
         }
-        // The body may be chunked: the JSON object is what is between braces.
-        let json = &body[body.find('{')?..=body.rfind('}')?];
-        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let v: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
         v["Status"].as_str().map(str::to_string)
+    }
+
+    /// Every container matching `filters`, stopped ones too. Read raw on an
+    /// engine that lists states Docker's API does not have (see
+    /// [`Self::inspect`]).
+    async fn list_containers(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> std::result::Result<Vec<bollard::models::ContainerSummary>, BollardError> {
+        if self.engine.has(Quirk::StoppedState) {
+            let query = percent_encode(&serde_json::to_string(filters).unwrap_or_default());
+            let path = format!("/v1.41/containers/json?all=1&filters={query}");
+            if let Some((200, body)) = self.raw_get(&path).await {
+                let body = body.replace("\"State\":\"stopped\"", "\"State\":\"exited\"");
+                if let Ok(list) = serde_json::from_str(body.trim()) {
+                    return Ok(list);
+                }
+            }
+        }
+        self.docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(filters)
+                    .build(),
+            ))
+            .await
+    }
+
+    /// Inspects a container. On an engine that reports states Docker's
+    /// API does not have ([`Quirk::StoppedState`]), the answer is read
+    /// raw and that state named as Docker names it before decoding.
+    async fn inspect(
+        &self,
+        container: &str,
+    ) -> std::result::Result<bollard::models::ContainerInspectResponse, BollardError> {
+        if self.engine.has(Quirk::StoppedState) {
+            let id = Self::path_id(container);
+            if let Some((200, body)) = self.raw_get(&format!("/v1.41/containers/{id}/json")).await {
+                let body = body.replace("\"Status\":\"stopped\"", "\"Status\":\"exited\"");
+                if let Ok(info) = serde_json::from_str(body.trim()) {
+                    return Ok(info);
+                }
+            }
+        }
+        self.count();
+        self.docker.inspect_container(container, None).await
     }
 
     /// Runs a container's healthcheck test once, as the engine's own
@@ -396,6 +453,27 @@ fn root_label(value: Option<&String>) -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
 }
 
+/// Whether `labels` carry every `key=value` of `wanted`: ownership checked
+/// on the answer, whatever the engine did with the filters.
+fn labels_match(wanted: &[String], labels: Option<&HashMap<String, String>>) -> bool {
+    wanted.iter().all(|f| {
+        let (k, v) = f.split_once('=').unwrap_or((f, ""));
+        labels.and_then(|l| l.get(k)).is_some_and(|have| have == v)
+    })
+}
+
+/// A query value with everything but unreserved characters escaped.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 fn observed_container(c: bollard::models::ContainerSummary) -> ObservedContainer {
     let labels = c.labels.unwrap_or_default();
     let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
@@ -448,7 +526,7 @@ impl DockerBackend {
     /// Inspects the holder of a name that a create found taken.
     async fn name_holder(&self, name: &str, req: &ContainerRequest) -> NameHolder {
         self.count();
-        let info = match self.docker.inspect_container(name, None).await {
+        let info = match self.inspect(name).await {
             Ok(info) => info,
             // The engine reserves a name before the container exists and
             // frees it after it is gone: a 409 then a 404 is a create or a
@@ -721,7 +799,7 @@ impl DockerBackend {
     async fn wait_gone(&self, container: &str) -> Result<()> {
         for _ in 0..100 {
             self.count();
-            match self.docker.inspect_container(container, None).await {
+            match self.inspect(container).await {
                 Err(e) if status_code(&e) == Some(404) => return Ok(()),
                 Err(e) => return Err(self.api_error(&format!("inspecting {container}"), e)),
                 Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -761,16 +839,15 @@ impl Backend for DockerBackend {
             .push(format!("{}={}", labels::ROOT, root.display()));
         self.count();
         let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
+            .list_containers(&filters)
             .await
             .map_err(|e| self.api_error("listing containers", e))?;
-        Ok(list.into_iter().map(observed_container).collect())
+        let wanted = filters.remove("label").unwrap_or_default();
+        Ok(list
+            .into_iter()
+            .filter(|c| labels_match(&wanted, c.labels.as_ref()))
+            .map(observed_container)
+            .collect())
     }
 
     fn open_forwards(
@@ -916,12 +993,7 @@ impl Backend for DockerBackend {
 
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed> {
         let filters = self.filters(workspace);
-        let containers = self.docker.list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ));
+        let containers = self.list_containers(&filters);
         let networks = self.docker.list_networks(Some(
             ListNetworksOptionsBuilder::default()
                 .filters(&filters)
@@ -942,12 +1014,7 @@ impl Backend for DockerBackend {
         // ownership is checked here again: Podman 4.3.1 ORs label filters
         // when it lists volumes, and returns other repos' objects.
         let wanted = self.filters(workspace).remove("label").unwrap_or_default();
-        let owned = |labels: Option<&HashMap<String, String>>| {
-            wanted.iter().all(|f| {
-                let (k, v) = f.split_once('=').unwrap_or((f, ""));
-                labels.and_then(|l| l.get(k)).is_some_and(|have| have == v)
-            })
-        };
+        let owned = |labels: Option<&HashMap<String, String>>| labels_match(&wanted, labels);
         let mut observed = Observed {
             containers: containers
                 .into_iter()
@@ -1022,6 +1089,8 @@ impl Backend for DockerBackend {
                 Err(e) => {
                     failure = Some(match e {
                         BollardError::DockerResponseServerError { message, .. } => message,
+                        // Podman 4.3.1 reports a failed pull inside the stream.
+                        BollardError::DockerStreamError { error } => error,
                         other => {
                             return Err(BackendError::with(
                                 Fault::Unreachable,
@@ -1181,10 +1250,8 @@ impl Backend for DockerBackend {
     }
 
     async fn live_status(&self, container: &str) -> Result<LiveStatus> {
-        self.count();
         let info = self
-            .docker
-            .inspect_container(container, None)
+            .inspect(container)
             .await
             .map_err(|e| self.api_error(&format!("inspecting {container}"), e))?;
         let settings = info.network_settings.unwrap_or_default();

@@ -39,6 +39,12 @@ pub enum Quirk {
     /// 4.3.1. Worked around by filtering on type and label only and
     /// reading the action here (both words are taken on every engine).
     EventFilterByActionBroken,
+    /// A container may be in the state `stopped` (exited and cleaned up),
+    /// in inspections and in the container list, which Docker's API does
+    /// not have, so a typed client cannot decode the answer. Seen on Podman
+    /// 4.3.1. Worked around by reading those answers raw and calling the
+    /// state `exited`.
+    StoppedState,
 }
 
 impl Engine {
@@ -73,7 +79,8 @@ impl Engine {
             Quirk::ForcedRemovalWaitsForStopTimeout
             | Quirk::HealthchecksNeedSystemd
             | Quirk::ListOmitsHealth
-            | Quirk::EventFilterByActionBroken => {
+            | Quirk::EventFilterByActionBroken
+            | Quirk::StoppedState => {
                 matches!(self, Engine::Podman { .. })
             }
         }
@@ -114,5 +121,6 @@ mod tests {
         assert!(e.has(Quirk::HealthchecksNeedSystemd));
         assert!(e.has(Quirk::ListOmitsHealth));
         assert!(e.has(Quirk::EventFilterByActionBroken));
+        assert!(e.has(Quirk::StoppedState));
     }
 }

@@ -780,9 +780,18 @@ impl Sshd {
         format!("{}@127.0.0.1:{}", self.user, self.port)
     }
 
+    /// The `[backend]` of a workspace on this "remote" host: the engine
+    /// the tests use (Docker's socket by default, Podman's when
+    /// `DOCKER_HOST` names it), reached through SSH.
     pub fn backend_toml(&self, extra: &str) -> String {
+        let socket = match real_docker_host().strip_prefix("unix://") {
+            Some(path) if path != "/var/run/docker.sock" && !extra.contains("docker_socket") => {
+                format!("docker_socket = \"{path}\"\n")
+            }
+            _ => String::new(),
+        };
         format!(
-            "[backend]\nkind = \"docker-ssh\"\nhost = \"{}\"\n{extra}\n",
+            "[backend]\nkind = \"docker-ssh\"\nhost = \"{}\"\n{socket}{extra}\n",
             self.host()
         )
     }
