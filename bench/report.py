@@ -122,6 +122,22 @@ if mcp_file.exists():
               "| measure | median | p90 | runs | target | met |", "|---|---:|---:|---:|---|---|",
               f"| `status` tool call → result, after initialize (JSON-RPC over the server's pipes) | {m['median_ms']:.1f} ms | {m['p90_ms']:.1f} ms | {m['runs']} | ≤ 20 ms median | {yes(m['median_ms'] <= 20)} |",
               f"| for scale: `ajj status --json` run directly | {m['cli_median_ms']:.1f} ms | | {m['runs']} | | |"]
+engines_file = out / "engines.txt"
+if engines_file.exists():
+    docker_v, podman_v = engines_file.read_text().split()
+    lines += ["", "### Engines: Docker and Podman", "",
+              f"The same `ajj` commands against Docker Engine {docker_v} and against Podman {podman_v}",
+              "(`podman system service`, rootful, on a private socket), one workspace of two busybox",
+              "services; `forget` returns once every container, volume and network is gone.", "",
+              "| command | Docker | Podman | Podman / Docker | runs |", "|---|---:|---:|---:|---:|"]
+    for kind, title in [("add", "`ajj workspace add`, 2 services, until ready"),
+                        ("noop", "no-op `ajj reconcile`"),
+                        ("forget", "`ajj workspace forget` → all gone"),
+                        ("run", "`ajj run -- true`")]:
+        d = json.loads((out / f"engine_{kind}_docker.json").read_text())["results"][0]["times"]
+        p = json.loads((out / f"engine_{kind}_podman.json").read_text())["results"][0]["times"]
+        dm, pm = median(d) * 1000, median(p) * 1000
+        lines.append(f"| {title} | {dm:.1f} ms | {pm:.1f} ms | {pm / dm:.2f} | {len(p)} |")
 lines += ["", "Raw hyperfine exports: `bench/results/*.json` after a run.", ""]
 notes = Path(__file__).with_name("NOTES.md")
 if notes.exists():

@@ -35,18 +35,6 @@ fn signal_group(child: &Child, sig: libc::c_int) {
     unsafe { libc::kill(-(child.id() as i32), sig) };
 }
 
-/// What the Git side of a colocated repo holds for workspaces: no entry
-/// may outlive its directory.
-fn git_worktrees(repo: &TestRepo) -> Vec<String> {
-    std::fs::read_dir(repo.main.join(".git/worktrees"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn labelled(repo: &TestRepo, name: &str) -> Vec<String> {
     ["container", "volume", "network"]
         .iter()

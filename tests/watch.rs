@@ -503,16 +503,6 @@ fn jj_version() -> (u32, u32) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
-fn git_worktrees(repo: &TestRepo) -> Vec<String> {
-    std::fs::read_dir(repo.main.join(".git/worktrees"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// In a colocated repo (what `jj git init` makes), jj 0.46 makes every
 /// plain `jj workspace add` a Git worktree. The watcher follows such a
 /// workspace like any other, through `jj workspace forget`, the new `jj

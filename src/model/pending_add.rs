@@ -36,6 +36,11 @@ pub struct PendingAdd {
     /// rather than removing it.
     pub destination_existed: bool,
     pub phase: Phase,
+    /// The workspace's network was requested beside jj. An engine finishes
+    /// a create whose client died, maybe after the next pass has looked:
+    /// that pass waits for it to land before it collects.
+    #[serde(default)]
+    pub network_requested: bool,
     pub pid: u32,
     /// Seconds since the epoch.
     pub started: u64,
@@ -56,6 +61,7 @@ impl PendingAdd {
             destination: destination.to_path_buf(),
             destination_existed,
             phase: Phase::Started,
+            network_requested: false,
             pid: std::process::id(),
             started: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -170,7 +170,7 @@ pub async fn reconcile_all<B: Backend>(
     let ctx = applier.ctx;
     let mut early_errors = Vec::new();
     if !dry_run {
-        early_errors = finish_abandoned_adds(applier);
+        early_errors = finish_abandoned_adds(applier).await;
     }
     let mut entries = applier.jj.list()?;
     recall_roots(ctx, &mut entries);
@@ -256,7 +256,9 @@ pub async fn reconcile_all<B: Backend>(
 /// this very pass and the same add can run again; a checked-out one is
 /// left to the pass to provision (and to `ajj workspace add` to resume).
 /// jj is called directly: this is about what jj itself left behind.
-fn finish_abandoned_adds<B: Backend>(applier: &Applier<'_, B>) -> Vec<(String, CommandError)> {
+async fn finish_abandoned_adds<B: Backend>(
+    applier: &Applier<'_, B>,
+) -> Vec<(String, CommandError)> {
     use crate::model::pending_add::{self, Phase};
     let ctx = applier.ctx;
     let mut errors = Vec::new();
@@ -272,6 +274,9 @@ fn finish_abandoned_adds<B: Backend>(applier: &Applier<'_, B>) -> Vec<(String, C
                         p.workspace,
                         p.destination.display()
                     ));
+                    if p.network_requested {
+                        network_landed(applier.backend, &p.workspace).await;
+                    }
                     pending_add::remove(ctx, &p.workspace);
                 }
                 Err(e) => errors.push((
@@ -305,6 +310,21 @@ fn prune_dead_worktrees(ctx: &RepoContext, entries: &[jj::WorkspaceEntry]) {
             if !root.exists() {
                 crate::model::pending_add::prune_worktree(&ctx.workspace_root, root);
             }
+        }
+    }
+}
+
+/// Waits, 3 s at most, until the network a dead add requested is there to
+/// be collected: the engine finishes a create whose client died, which
+/// takes a few hundred milliseconds here. Not there by then, the request
+/// never reached the engine.
+async fn network_landed<B: Backend>(backend: &B, workspace: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        match backend.observe(Some(workspace)).await {
+            Ok(o) if !o.networks.is_empty() => return,
+            Err(_) => return,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
     }
 }

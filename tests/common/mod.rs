@@ -284,6 +284,18 @@ impl TestRepo {
     }
 }
 
+/// The entries of a colocated repo's `.git/worktrees`: jj 0.46 makes one
+/// per plain workspace there, and none may outlive its directory.
+pub fn git_worktrees(repo: &TestRepo) -> Vec<String> {
+    std::fs::read_dir(repo.main.join(".git/worktrees"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Names of Docker objects of one kind matching every filter. Label
 /// filters are checked again on the answer: Podman 4.3.1 ORs them when it
 /// lists volumes.

@@ -199,10 +199,15 @@ async fn add_and_provision(
             // pass knows it for this add's own. Only for a destination jj
             // may add into (missing, or an empty directory): anything else
             // jj refuses, and clearing must never touch the user's files.
+            let speculate = should_speculate(ctx, target, &observed);
             if !target.dest_holds_files {
-                record.save(ctx)?;
+                PendingAdd {
+                    network_requested: speculate,
+                    ..record.clone()
+                }
+                .save(ctx)?;
             }
-            let added = add_beside_network(helper, ctx, args, target, &backend, &observed).await;
+            let added = add_beside_network(helper, ctx, args, target, &backend, speculate).await;
             if let Some(id) = &added.network_id {
                 // Apply must not create it twice: engines before 25 accept duplicate names.
                 observed.networks.push(ObservedObject {
@@ -228,6 +233,7 @@ async fn add_and_provision(
             }
             PendingAdd {
                 phase: Phase::CheckedOut,
+                network_requested: speculate,
                 ..record.clone()
             }
             .save(ctx)?;
@@ -403,9 +409,8 @@ async fn add_beside_network(
     args: &Args,
     target: &Target,
     backend: &impl Backend,
-    observed: &Observed,
+    speculate: bool,
 ) -> Added {
-    let speculate = should_speculate(ctx, target, observed);
     let jj_args = jj_add_args(helper, args, target);
     let json = args.json;
     let cwd = target.cwd.clone();
