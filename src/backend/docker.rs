@@ -993,19 +993,34 @@ impl Backend for DockerBackend {
 
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed> {
         let filters = self.filters(workspace);
-        let containers = self.list_containers(&filters);
-        let networks = self.docker.list_networks(Some(
-            ListNetworksOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ));
-        let volumes = self.docker.list_volumes(Some(
-            ListVolumesOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ));
-        let (containers, networks, volumes) = tokio::join!(containers, networks, volumes);
-        self.calls.fetch_add(3, Ordering::Relaxed);
+        let mut attempt = 0;
+        let (containers, networks, volumes) = loop {
+            let containers = self.list_containers(&filters);
+            let networks = self.docker.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ));
+            let volumes = self.docker.list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ));
+            let (c, n, v) = tokio::join!(containers, networks, volumes);
+            self.calls.fetch_add(3, Ordering::Relaxed);
+            // Reading is idempotent: a listing that raced a container's
+            // exit is asked again (see the quirk).
+            let raced = [c.as_ref().err(), n.as_ref().err(), v.as_ref().err()]
+                .into_iter()
+                .flatten()
+                .any(|e| status_code(e) == Some(500));
+            if raced && attempt < 3 && self.engine.has(Quirk::ListingRacesExitingContainers) {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            break (c, n, v);
+        };
         let containers = containers.map_err(|e| self.api_error("listing containers", e))?;
         let networks = networks.map_err(|e| self.api_error("listing networks", e))?;
         let volumes = volumes.map_err(|e| self.api_error("listing volumes", e))?;

@@ -45,6 +45,11 @@ pub enum Quirk {
     /// 4.3.1. Worked around by reading those answers raw and calling the
     /// state `exited`.
     StoppedState,
+    /// A listing (seen with networks) fails with a 500 when a container's
+    /// process exits while it is read ("read /proc/PID/cgroup: no such
+    /// process"). Seen on Podman 4.3.1. Worked around by asking again: a
+    /// listing changes nothing.
+    ListingRacesExitingContainers,
 }
 
 impl Engine {
@@ -80,7 +85,8 @@ impl Engine {
             | Quirk::HealthchecksNeedSystemd
             | Quirk::ListOmitsHealth
             | Quirk::EventFilterByActionBroken
-            | Quirk::StoppedState => {
+            | Quirk::StoppedState
+            | Quirk::ListingRacesExitingContainers => {
                 matches!(self, Engine::Podman { .. })
             }
         }
@@ -122,5 +128,6 @@ mod tests {
         assert!(e.has(Quirk::ListOmitsHealth));
         assert!(e.has(Quirk::EventFilterByActionBroken));
         assert!(e.has(Quirk::StoppedState));
+        assert!(e.has(Quirk::ListingRacesExitingContainers));
     }
 }
