@@ -98,7 +98,7 @@ fn plain_jj_add_rename_forget_undo_and_rm_rf_are_followed() {
     });
 
     // rm -rf: removed at once, by default.
-    std::fs::remove_dir_all(&ws).unwrap();
+    rm_rf(&ws);
     eventually("nothing left after rm -rf", 10, || {
         objects_at(&repo, &ws).is_empty()
     });
@@ -537,7 +537,7 @@ fn colocated_worktrees_are_followed_and_none_is_left_stale() {
         match *how {
             "forget" => drop(repo.jj(&["workspace", "forget", &name]).success()),
             "remove" => drop(repo.jj(&["workspace", "remove", &name]).success()),
-            _ => std::fs::remove_dir_all(&ws).unwrap(),
+            _ => rm_rf(&ws),
         }
         // After rm -rf, the Git entry pointing nowhere is pruned too: jj
         // 0.46 leaves it, even through a later forget.

@@ -284,6 +284,22 @@ impl TestRepo {
     }
 }
 
+/// `rm -rf`, as a user types it while `ajj watch` may be writing into the
+/// directory (its `.env`): "Directory not empty" is a race with that
+/// writer, and the user would type it again.
+pub fn rm_rf(path: &Path) {
+    for _ in 0..50 {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("rm -rf {}: {e}", path.display()),
+        }
+    }
+    panic!("rm -rf {}: still not empty after 50 tries", path.display());
+}
+
 /// The entries of a colocated repo's `.git/worktrees`: jj 0.46 makes one
 /// per plain workspace there, and none may outlive its directory.
 pub fn git_worktrees(repo: &TestRepo) -> Vec<String> {
