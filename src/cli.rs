@@ -2,8 +2,8 @@
 
 use crate::base::error::Result;
 use crate::commands::{
-    completions, doctor, env, exec, hooks, init, logs, man, mcp, reconcile, run, schema, status,
-    trust, tunnel, untrust, wait, watch, workspace, CommandHelper,
+    completions, doctor, env, exec, hooks, init, logs, man, mcp, reconcile, run, schema, services,
+    status, trust, tunnel, untrust, wait, watch, workspace, CommandHelper,
 };
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -50,6 +50,7 @@ pub enum Command {
     Wait(wait::Args),
     Mcp(mcp::Args),
     Status(status::Args),
+    Services(services::Args),
     Reconcile(reconcile::Args),
     Init(init::Args),
     Watch(watch::Args),
@@ -86,6 +87,7 @@ impl Cli {
             Command::Wait(args) => wait::run(h, args),
             Command::Mcp(args) => mcp::run(h, args),
             Command::Status(args) => status::run(h, args),
+            Command::Services(args) => services::run(h, args),
             Command::Reconcile(args) => reconcile::run(h, args),
             Command::Init(args) => init::run(h, args),
             Command::Watch(args) => watch::run(h, args),
@@ -161,6 +163,7 @@ pub fn routes_to_aether(args: &[OsString]) -> bool {
                 | "hooks"
                 | "tunnel"
                 | "trust"
+                | "services"
                 | "untrust"
                 | "man"
                 | "doctor"

@@ -17,6 +17,7 @@ use crate::backend::ssh::forward::Forwarder;
 use crate::backend::ssh::{mux, Master};
 use crate::backend::{Forward, Forwarding, Naming, PortModel};
 use crate::base::error::{CommandError, ErrorCode, Result as CmdResult};
+use crate::model::compose::build::{BuildSpec, BUILT_LABEL};
 use crate::model::repo::object_key;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -25,9 +26,10 @@ use bollard::models::{
     NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    BuildImageOptions, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    EventsOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::{ClientVersion, Docker};
 use futures_util::stream::LocalBoxStream;
@@ -591,6 +593,7 @@ impl DockerBackend {
                 (format!("{c}/tcp"), Some(vec![binding]))
             })
             .collect();
+        let extra = spec.extra.as_deref().cloned().unwrap_or_default();
         let binds = spec
             .volumes
             .iter()
@@ -602,6 +605,7 @@ impl DockerBackend {
                     .unwrap_or_else(|| self.volume_name(req.owner(), &req.service, v));
                 format!("{volume}:{target}")
             })
+            .chain(extra.binds.iter().cloned())
             .collect();
         let healthcheck = spec.healthcheck.as_ref().map(|hc| HealthConfig {
             test: Some(
@@ -615,9 +619,25 @@ impl DockerBackend {
             start_period: Some(nanos(hc.start_period_ms)),
             start_interval: None,
         });
+        // The file's labels first: Aether's own (ownership) always win.
+        let labels = extra
+            .labels
+            .clone()
+            .into_iter()
+            .chain(labels)
+            .collect::<HashMap<_, _>>();
+        let (restart, retries) = restart_policy(extra.restart.as_deref());
+        let aliases = std::iter::once(req.service.clone())
+            .chain(extra.aliases.iter().cloned())
+            .collect();
+        let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
         ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: spec.command.clone(),
+            entrypoint: extra.entrypoint.clone(),
+            working_dir: extra.working_dir.clone(),
+            user: extra.user.clone(),
+            hostname: extra.hostname.clone(),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             exposed_ports: Some(req.ports.keys().map(|c| format!("{c}/tcp")).collect()),
             labels: Some(labels),
@@ -628,16 +648,37 @@ impl DockerBackend {
                 binds: Some(binds),
                 network_mode: Some(network.clone()),
                 restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                    maximum_retry_count: None,
+                    name: Some(restart),
+                    maximum_retry_count: retries,
                 }),
+                shm_size: extra.shm_size,
+                extra_hosts: some_vec(&extra.extra_hosts),
+                init: extra.init,
+                tmpfs: (!extra.tmpfs.is_empty()).then(|| {
+                    extra
+                        .tmpfs
+                        .iter()
+                        .map(|t| match t.split_once(':') {
+                            Some((path, opts)) => (path.to_string(), opts.to_string()),
+                            None => (t.clone(), String::new()),
+                        })
+                        .collect()
+                }),
+                cap_drop: some_vec(&extra.cap_drop),
+                privileged: extra.privileged.then_some(true),
+                cap_add: some_vec(&extra.cap_add),
+                devices: (!extra.devices.is_empty())
+                    .then(|| extra.devices.iter().map(|d| device_mapping(d)).collect()),
+                security_opt: some_vec(&extra.security_opt),
+                pid_mode: extra.pid.clone(),
+                userns_mode: extra.userns_mode.clone(),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
                     network,
                     EndpointSettings {
-                        aliases: Some(vec![req.service.clone()]),
+                        aliases: Some(aliases),
                         ..Default::default()
                     },
                 )])),
@@ -820,7 +861,7 @@ impl Naming for DockerBackend {
     }
 
     fn container_name(&self, ws: WorkspaceRef<'_>, service: &str) -> String {
-        format!("aether-{}-{service}", self.key(ws))
+        super::docker_container_name(&self.repo_id, ws.name, ws.root, service)
     }
 
     fn volume_name(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> String {
@@ -1073,6 +1114,142 @@ impl Backend for DockerBackend {
             });
         }
         Ok(observed)
+    }
+
+    async fn build_image(&self, spec: &BuildSpec, log: &dyn Fn(&str)) -> Result<()> {
+        let tar = spec.context_tar().map_err(|e| {
+            BackendError::new(Fault::Failed, format!("cannot pack the build context: {e}"))
+        })?;
+        let labels = HashMap::from([
+            (labels::REPO.to_string(), self.repo_id.clone()),
+            (BUILT_LABEL.to_string(), spec.digest.clone()),
+        ]);
+        let options = BuildImageOptions {
+            dockerfile: spec.dockerfile.clone(),
+            t: Some(spec.tag.clone()),
+            buildargs: (!spec.args.is_empty()).then(|| spec.args.clone().into_iter().collect()),
+            labels: Some(labels),
+            target: spec.target.clone().unwrap_or_default(),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        self.count();
+        let mut stream = self.docker.build_image(
+            options,
+            None,
+            Some(bollard::body_full(bytes::Bytes::from(tar))),
+        );
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut step = String::new();
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream {
+                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                            if line.starts_with("Step ") || line.starts_with("STEP ") {
+                                step = line.to_string();
+                            }
+                            log(line);
+                            tail.push_back(line.to_string());
+                            if tail.len() > 20 {
+                                tail.pop_front();
+                            }
+                        }
+                    }
+                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                        failure = Some(detail);
+                    }
+                }
+                Err(BollardError::DockerStreamError { error }) => {
+                    failure = Some(error);
+                    break;
+                }
+                Err(BollardError::DockerResponseServerError { message, .. }) => {
+                    failure = Some(message);
+                    break;
+                }
+                Err(other) => {
+                    return Err(BackendError::with(
+                        Fault::Unreachable,
+                        unreachable_error(&self.docker_host, &other),
+                    ))
+                }
+            }
+        }
+        let Some(failure) = failure else {
+            return Ok(());
+        };
+        let tail: Vec<String> = tail.into_iter().collect();
+        Err(BackendError::with(
+            Fault::Failed,
+            CommandError::new(
+                ErrorCode::ImageBuildFailed,
+                format!(
+                    "building {} failed{}: {}",
+                    spec.tag,
+                    if step.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" at {step}")
+                    },
+                    failure.trim()
+                ),
+            )
+            .hint(format!(
+                "fix the Dockerfile or the context in {}; `docker build {}` shows the whole output",
+                spec.context.display(),
+                spec.context.display()
+            ))
+            .detail("image", spec.tag.clone())
+            .detail("step", step)
+            .detail("logs", tail),
+        ))
+    }
+
+    async fn built_images(&self) -> Result<Vec<(String, Vec<String>)>> {
+        self.count();
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}={}", labels::REPO, self.repo_id),
+                BUILT_LABEL.to_string(),
+            ],
+        )]);
+        let images = self
+            .docker
+            .list_images(Some(
+                bollard::query_parameters::ListImagesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| self.api_error("listing built images", e))?;
+        // Ownership is checked on the answer, whatever the engine did with the filter.
+        Ok(images
+            .into_iter()
+            .filter(|i| i.labels.get(labels::REPO) == Some(&self.repo_id))
+            .filter(|i| i.labels.contains_key(BUILT_LABEL))
+            .map(|i| (i.id, i.repo_tags))
+            .collect())
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<()> {
+        self.count();
+        match self
+            .docker
+            .remove_image(
+                id,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(status_code(&e), Some(404) | Some(409)) => Ok(()),
+            Err(e) => Err(self.api_error(&format!("removing image {id}"), e)),
+        }
     }
 
     async fn ensure_image(&self, image: &str) -> Result<()> {
@@ -1633,5 +1810,29 @@ mod tests {
             Some("unhealthy")
         );
         assert_eq!(health_from_status("Up 5 minutes"), None);
+    }
+}
+
+/// Compose's `restart` as the engine's policy; none given: `unless-stopped`,
+/// Aether's default for a service that should keep running.
+fn restart_policy(restart: Option<&str>) -> (RestartPolicyNameEnum, Option<i64>) {
+    match restart.map(|r| r.split_once(':').unwrap_or((r, ""))) {
+        None | Some(("unless-stopped", _)) => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Some(("always", _)) => (RestartPolicyNameEnum::ALWAYS, None),
+        Some(("on-failure", n)) => (RestartPolicyNameEnum::ON_FAILURE, n.parse().ok()),
+        Some(_) => (RestartPolicyNameEnum::NO, None),
+    }
+}
+
+/// `host[:container[:permissions]]`, Docker's short form of a device.
+fn device_mapping(d: &str) -> bollard::models::DeviceMapping {
+    let mut parts = d.splitn(3, ':');
+    let host = parts.next().unwrap_or_default().to_string();
+    let container = parts.next().map_or_else(|| host.clone(), str::to_string);
+    let perms = parts.next().unwrap_or("rwm").to_string();
+    bollard::models::DeviceMapping {
+        path_on_host: Some(host),
+        path_in_container: Some(container),
+        cgroup_permissions: Some(perms),
     }
 }

@@ -214,6 +214,26 @@ impl Backend for MemoryBackend {
         }
     }
 
+    async fn build_image(
+        &self,
+        spec: &crate::model::compose::build::BuildSpec,
+        log: &dyn Fn(&str),
+    ) -> Result<()> {
+        self.call(format!("build_image {}", spec.tag))?;
+        log("Step 1/1 : FROM scratch");
+        Ok(())
+    }
+
+    async fn built_images(&self) -> Result<Vec<(String, Vec<String>)>> {
+        self.call("built_images".into())?;
+        Ok(Vec::new())
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<()> {
+        self.call(format!("remove_image {id}"))?;
+        Ok(())
+    }
+
     async fn ensure_network(&self, ws: WorkspaceRef<'_>) -> Result<String> {
         self.call(format!("ensure_network {}", ws.name))?;
         let existing = self

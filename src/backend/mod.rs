@@ -330,6 +330,19 @@ pub trait Backend: Naming {
     /// All objects of the repo, or of one workspace: one list per object kind.
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed>;
     async fn ensure_image(&self, image: &str) -> Result<()>;
+    /// Builds `spec` into `spec.tag` where the containers run (the context
+    /// goes to the engine), labelled as this repo's; each line of the
+    /// builder's output goes to `log`. A failure is `IMAGE_BUILD_FAILED`
+    /// with the step and the last lines; the engine keeps no half image.
+    async fn build_image(
+        &self,
+        spec: &crate::model::compose::build::BuildSpec,
+        log: &dyn Fn(&str),
+    ) -> Result<()>;
+    /// The images this repo built: (id, tags).
+    async fn built_images(&self) -> Result<Vec<(String, Vec<String>)>>;
+    /// Removes an image; one still used by a container stays (no error).
+    async fn remove_image(&self, id: &str) -> Result<()>;
     /// The workspace's network, created if missing; returns its id.
     async fn ensure_network(&self, ws: WorkspaceRef<'_>) -> Result<String>;
     async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()>;
@@ -452,4 +465,14 @@ mod tests {
         assert!(parse_ports_label("").is_empty());
         assert_eq!(parse_ports_label("1=2,junk,3=x").len(), 1);
     }
+}
+
+/// The Docker container name of a workspace's service (what
+/// `Naming::container_name` gives on the Docker backends), for commands
+/// that show names without connecting (`ajj services`).
+pub fn docker_container_name(repo_id: &str, workspace: &str, root: &Path, service: &str) -> String {
+    format!(
+        "aether-{}-{service}",
+        crate::model::repo::object_key(repo_id, workspace, root)
+    )
 }

@@ -52,6 +52,8 @@ pub struct Target<'a> {
     /// (container port, host port)
     pub ports: Vec<(u16, u16)>,
     pub healthcheck: bool,
+    /// A one-shot job: ready once it exited 0.
+    pub completes: bool,
     pub timeout: Duration,
 }
 
@@ -59,6 +61,23 @@ pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
     let start = Instant::now();
     loop {
         let live = backend.live_status(t.container).await?;
+        if t.completes {
+            match live.state {
+                ServiceState::Exited | ServiceState::Dead if live.exit_code == Some(0) => {
+                    return Ok(())
+                }
+                ServiceState::Exited | ServiceState::Dead => {
+                    return Err(exited(backend, t, live.exit_code).await)
+                }
+                _ if start.elapsed() >= t.timeout => {
+                    return Err(not_ready(t, "it did not complete in time"))
+                }
+                _ => {
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+            }
+        }
         // A container that restarts while starting has exited at least once
         // (the restart policy hides it); the proxy in front of a restarting
         // container can even hold connections open, so it must never count.

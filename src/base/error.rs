@@ -14,6 +14,12 @@ pub enum ErrorCode {
     Usage,
     /// `aether.toml` is malformed or fails validation.
     ConfigInvalid,
+    /// The config (a Compose file) asks for access to the host (a bind
+    /// mount outside the workspace, `privileged`, the Docker socket…) that
+    /// the user has not trusted for this exact content (`ajj trust`).
+    ConfigUntrusted,
+    /// An image of a `build:` service could not be built.
+    ImageBuildFailed,
     /// The current directory is not inside a jj workspace.
     NotInWorkspace,
     /// A named workspace does not exist.
@@ -73,6 +79,8 @@ impl ErrorCode {
     pub const ALL: &'static [ErrorCode] = &[
         ErrorCode::Usage,
         ErrorCode::ConfigInvalid,
+        ErrorCode::ConfigUntrusted,
+        ErrorCode::ImageBuildFailed,
         ErrorCode::NotInWorkspace,
         ErrorCode::WorkspaceNotFound,
         ErrorCode::JjNotFound,
@@ -113,6 +121,8 @@ impl ErrorCode {
         match self {
             ErrorCode::Usage => "USAGE",
             ErrorCode::ConfigInvalid => "CONFIG_INVALID",
+            ErrorCode::ConfigUntrusted => "CONFIG_UNTRUSTED",
+            ErrorCode::ImageBuildFailed => "IMAGE_BUILD_FAILED",
             ErrorCode::NotInWorkspace => "NOT_IN_WORKSPACE",
             ErrorCode::WorkspaceNotFound => "WORKSPACE_NOT_FOUND",
             ErrorCode::JjNotFound => "JJ_NOT_FOUND",

@@ -14,6 +14,7 @@ pub mod passthrough;
 pub mod reconcile;
 pub mod run;
 pub mod schema;
+pub mod services;
 pub mod status;
 pub mod trust;
 pub mod tunnel;

@@ -57,6 +57,7 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
                 "env_written": pass.env_written,
                 "errors": errors,
                 "warnings": warnings,
+                "images_built": applier.built.lock().unwrap().clone(),
             });
             if let Some(e) = &first_error {
                 out["error"] = e.to_json()["error"].clone();

@@ -61,6 +61,24 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
         })?;
     }
     let trusted = was_trusted || !args.show;
+    // What the Compose stack asks of the host, trusted with the same command.
+    let host = match crate::model::config::load_untrusted(&root) {
+        Ok(config) => {
+            let grants = config.grants;
+            let before = crate::model::grants::trusted(&root, &grants);
+            if !args.show && !before && !grants.is_empty() {
+                crate::model::grants::record(&root, &grants)?;
+            }
+            json!({
+                "grants": grants,
+                "trusted": grants.is_empty() || before || !args.show,
+                "already_trusted": grants.is_empty() || before,
+            })
+        }
+        Err(e) => {
+            json!({"grants": [], "trusted": false, "already_trusted": false, "error": e.message})
+        }
+    };
     let allow = trust::user_allowed();
     let withheld: Vec<&String> = sources
         .env
@@ -97,6 +115,7 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
             },
         },
         "never_exported": withheld,
+        "host": host,
     });
     if args.json {
         print_json(&report);
@@ -131,6 +150,20 @@ fn print_human(r: &Value, show: bool) {
         for (k, v) in env {
             println!("    {k} = {:?}", v.as_str().unwrap_or_default());
         }
+    }
+    if let Some(grants) = r["host"]["grants"].as_array().filter(|g| !g.is_empty()) {
+        let status = if r["host"]["already_trusted"] == true {
+            "trusted"
+        } else {
+            "not trusted"
+        };
+        println!("  what the services get of this host ({status}):");
+        for g in grants.iter().filter_map(Value::as_str) {
+            println!("    {g}");
+        }
+    }
+    if let Some(e) = r["host"]["error"].as_str() {
+        println!("  (the services' config does not load, so nothing of it is trusted: {e})");
     }
     if count == 0 {
         println!(

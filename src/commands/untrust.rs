@@ -9,7 +9,8 @@ use serde_json::json;
 /// Withdraw `ajj trust` for this workspace
 ///
 /// The shell hooks go back to loading only what Aether generated for the
-/// services; your lines of .env and [env] wait for `ajj trust` again.
+/// services; your lines of .env and [env] wait for `ajj trust` again, and
+/// so does what its Compose files ask of the host.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print one JSON object on stdout
@@ -23,6 +24,8 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
         Some(records) => records.remove_trust(&root)?,
         None => false,
     };
+    // The host grants of its Compose stack go too: its next pass refuses them.
+    let removed = crate::model::grants::forget(&root) | removed;
     if args.json {
         print_json(&json!({
             "schema_version": SCHEMA_VERSION,

@@ -76,6 +76,7 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
                 container: &container.name,
                 ports: container.ports.iter().map(|(c, h)| (*c, *h)).collect(),
                 healthcheck: config.services[service].spec.healthcheck.is_some(),
+                completes: config.services[service].completes,
                 timeout: deadline.saturating_duration_since(Instant::now()),
             };
             backend.wait_ready(&target).await?;

@@ -16,8 +16,8 @@ use toml::Spanned;
 
 pub const FILE_NAME: &str = "aether.toml";
 
-const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
-const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -29,6 +29,15 @@ pub struct Config {
     /// [`env_table_digest`] of the text this was parsed from: what the
     /// variables rendered from `[env]` came from, for trust.
     pub env_digest: Option<String>,
+    /// The Compose files the services came from, in merge order.
+    pub compose_files: Vec<PathBuf>,
+    /// The Compose profiles in effect.
+    pub profiles: Vec<String>,
+    /// What loading rewrote or ignored, each once, by file and entry.
+    pub warnings: Vec<String>,
+    /// What the config asks of the host (bind mounts outside the
+    /// workspace, `privileged`…): it runs only once the user trusts it.
+    pub grants: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +46,27 @@ pub struct Service {
     pub spec: ServiceSpec,
     pub connection_string: Option<Vec<Piece>>,
     pub ready_timeout: Duration,
+    /// Services to wait for before this one starts, and for what.
+    pub depends_on: BTreeMap<String, DependsOn>,
+    /// How its image is built (`build:` in a Compose file).
+    pub build: Option<crate::model::compose::build::BuildSpec>,
+    /// A one-shot job another service waits on to complete: ready once it
+    /// exited 0, and not started again after.
+    pub completes: bool,
+    /// The Compose file that defined it; `None` for aether.toml.
+    pub origin: Option<PathBuf>,
+}
+
+/// What a dependent waits for (Compose's `depends_on` conditions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DependsOn {
+    /// Started and ready as Aether sees readiness (its listener or healthcheck).
+    Started,
+    /// Its healthcheck reports healthy.
+    Healthy,
+    /// It ran to the end and exited 0.
+    Completed,
 }
 
 /// Everything that shapes the container. Its hash is the drift detector, so
@@ -50,6 +80,65 @@ pub struct ServiceSpec {
     pub volumes: BTreeMap<String, String>,
     pub healthcheck: Option<Healthcheck>,
     pub stop_timeout_secs: u64,
+    /// What only Compose files set. Absent from the hash when empty, so
+    /// that an aether.toml service keeps the hash it always had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<ContainerExtra>>,
+}
+
+/// The container settings a Compose file may give beyond aether.toml's.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ContainerExtra {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// Compose's restart policy; `None`: Aether's `unless-stopped`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// `path[:options]`
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    /// `source:target[:ro]`: host paths (checked, or granted), secrets,
+    /// external volumes the user opted into.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<String>,
+    /// More names on the workspace's network besides the service's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    // Grants: set only once the user trusts them.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
+}
+
+impl ContainerExtra {
+    pub fn is_empty(&self) -> bool {
+        self == &ContainerExtra::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,7 +172,7 @@ impl ServiceSpec {
         for (field, v) in value.as_object().into_iter().flatten() {
             match v
                 .as_object()
-                .filter(|_| field == "env" || field == "volumes")
+                .filter(|_| field == "env" || field == "volumes" || field == "extra")
             {
                 Some(map) => {
                     for (k, v) in map {
@@ -150,6 +239,43 @@ struct RawConfig {
     /// Where the services run (default: local Docker).
     #[schemars(with = "Option<RawBackend>")]
     backend: Option<Spanned<RawBackend>>,
+    /// Services from Compose files. Without this table and without
+    /// [services], Aether reads compose.yaml (or compose.yml,
+    /// docker-compose.yml, docker-compose.yaml) and its override file from
+    /// the workspace root, as Compose does.
+    #[schemars(with = "Option<RawCompose>")]
+    compose: Option<Spanned<RawCompose>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawCompose {
+    /// The Compose files, relative to the workspace root, merged in order
+    /// as Compose merges `-f a -f b`.
+    #[schemars(with = "Option<Vec<String>>")]
+    files: Option<Spanned<Vec<String>>>,
+    /// The profiles to enable (default: COMPOSE_PROFILES); `ajj workspace
+    /// add --profile` chooses them for one workspace.
+    profiles: Option<Vec<String>>,
+    /// External volumes you want every workspace to share, by name; any
+    /// other `external: true` is refused. Aether never removes them.
+    #[serde(default)]
+    external: Vec<String>,
+    /// Aether's own keys for Compose services, by service name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawComposeService>")]
+    services: BTreeMap<String, Spanned<RawComposeService>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawComposeService {
+    /// The service's URL template, e.g. "postgres://u:p@{host}:{port}/db".
+    #[schemars(with = "Option<String>")]
+    connection_string: Option<Spanned<String>>,
+    /// How long to wait for readiness, e.g. "90s".
+    #[schemars(with = "Option<String>")]
+    ready_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -262,12 +388,25 @@ impl Scalar {
 
 // ---- loading ----------------------------------------------------------------
 
-/// Loads `aether.toml` from a workspace root. A missing file is an empty config.
+/// Loads a workspace's config: `aether.toml` and the Compose files it
+/// names (or the standard one, without either), refusing what asks for the
+/// host until the user trusts it (`CONFIG_UNTRUSTED`). A workspace with
+/// neither has no services.
 pub fn load_from_root(root: &Path) -> Result<Config> {
+    let config = load_untrusted(root)?;
+    if !config.grants.is_empty() && !crate::model::grants::trusted(root, &config.grants) {
+        return Err(crate::model::grants::untrusted(root, &config.grants));
+    }
+    Ok(config)
+}
+
+/// As [`load_from_root`], without the trust check: what `ajj trust` and
+/// `ajj services` show.
+pub fn load_untrusted(root: &Path) -> Result<Config> {
     let path = root.join(FILE_NAME);
     match std::fs::read_to_string(&path) {
-        Ok(text) => parse(&text, &path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Ok(text) => parse_at(&text, &path, Some(root)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => parse_at("", &path, Some(root)),
         Err(e) => Err(CommandError::new(
             ErrorCode::ConfigInvalid,
             format!("cannot read {}: {e}", path.display()),
@@ -322,7 +461,14 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// `aether.toml` alone (its `[compose]` table is checked, not loaded).
+#[cfg(test)]
 pub fn parse(text: &str, path: &Path) -> Result<Config> {
+    parse_at(text, path, None)
+}
+
+/// `aether.toml`, and with a workspace root its Compose files too.
+fn parse_at(text: &str, path: &Path, root: Option<&Path>) -> Result<Config> {
     let loc = Located { text, path };
     let deserializer =
         toml::Deserializer::parse(text).map_err(|e| loc.error(e.span(), "", e.message().trim()))?;
@@ -335,7 +481,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let inner = e.into_inner();
         loc.error(inner.span(), &key, inner.message().trim())
     })?;
-    let mut config = validate(raw, &loc)?;
+    let mut config = validate(raw, &loc, root)?;
     config.env_digest = env_table(text).ok().and_then(|(_, digest)| digest);
     Ok(config)
 }
@@ -388,7 +534,7 @@ fn duration(
     }
 }
 
-fn valid_service_name(name: &str) -> bool {
+pub fn valid_service_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.len() <= 40
@@ -401,19 +547,118 @@ fn valid_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn validate(raw: RawConfig, loc: &Located) -> Result<Config> {
-    let services = validate_services(raw.services, loc)?;
-    let env = validate_env_table(raw.env, &services, loc)?;
+fn validate(raw: RawConfig, loc: &Located, root: Option<&Path>) -> Result<Config> {
+    let mut services = validate_services(raw.services, loc)?;
     let backend = match raw.backend {
         None => None,
         Some(b) => Some(backend(b, loc)?),
     };
-    Ok(Config {
-        services,
-        env,
+    let mut config = Config {
         backend,
-        env_digest: None,
-    })
+        ..Config::default()
+    };
+    if let Some(root) = root {
+        compose_services(raw.compose, &mut services, &mut config, root, loc)?;
+    }
+    config.env = validate_env_table(raw.env, &services, loc)?;
+    config.services = services;
+    Ok(config)
+}
+
+/// The services of the Compose files `[compose]` names (or the standard
+/// file, when aether.toml declares no services), added to `services`.
+fn compose_services(
+    raw: Option<Spanned<RawCompose>>,
+    services: &mut BTreeMap<String, Service>,
+    config: &mut Config,
+    root: &Path,
+    loc: &Located,
+) -> Result<()> {
+    use crate::model::compose;
+    let raw = raw.map(Spanned::into_inner);
+    let files: Vec<PathBuf> = match raw.as_ref().and_then(|c| c.files.as_ref()) {
+        Some(files) => {
+            let mut out = Vec::new();
+            for f in files.get_ref() {
+                let path = compose::normalise(&root.join(f));
+                if !path.is_file() {
+                    return Err(loc.error(
+                        Some(files.span()),
+                        "compose.files",
+                        &format!("{} is not a file", path.display()),
+                    ));
+                }
+                out.push(path);
+            }
+            out
+        }
+        None if services.is_empty() => compose::find_standard(root),
+        None => Vec::new(),
+    };
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut ready_timeouts = BTreeMap::new();
+    let mut extras = BTreeMap::new();
+    let (profiles, external) = match raw {
+        Some(c) => {
+            for (name, extra) in c.services {
+                let span = extra.span();
+                let extra = extra.into_inner();
+                let key = format!("compose.services.{name}");
+                if let Some(t) = &extra.ready_timeout {
+                    let d = duration(
+                        loc,
+                        &format!("{key}.ready_timeout"),
+                        &Some(t.clone()),
+                        DEFAULT_READY_TIMEOUT,
+                    )?;
+                    ready_timeouts.insert(name.clone(), d);
+                }
+                extras.insert(name, (span, extra));
+            }
+            (c.profiles, c.external.into_iter().collect())
+        }
+        None => (None, BTreeSet::new()),
+    };
+    let env = compose::interpolation_env(root)?;
+    let inputs = compose::Inputs {
+        root,
+        profiles: compose::recorded_profiles(root).or(profiles),
+        external_allowed: &external,
+        env: &env,
+    };
+    let stack = compose::translate::load(&files, &inputs, &ready_timeouts)?;
+    for (name, mut svc) in stack.services {
+        if services.contains_key(&name) {
+            return Err(loc.error(
+                None,
+                &format!("services.{name}"),
+                &format!(
+                    "service `{name}` is defined both here and in {}; keep one (Aether's own keys for a Compose service go under [compose.services.{name}])",
+                    svc.origin.as_deref().unwrap_or(Path::new("a Compose file")).display()
+                ),
+            ));
+        }
+        if let Some((_, extra)) = extras.remove(&name) {
+            let key = format!("compose.services.{name}");
+            svc.connection_string =
+                validate_connection_string(&key, &extra.connection_string, &svc.spec.ports, loc)?;
+        }
+        services.insert(name, svc);
+    }
+    if let Some((name, (span, _))) = extras.into_iter().next() {
+        return Err(loc.error(
+            Some(span),
+            &format!("compose.services.{name}"),
+            &format!("no Compose service `{name}` is enabled (check the name and the profiles)"),
+        ));
+    }
+    config.compose_files = stack.files;
+    config.profiles = stack.profiles;
+    config.warnings = stack.warnings;
+    config.grants = stack.grants;
+    Ok(())
 }
 
 fn validate_services(
@@ -496,9 +741,14 @@ fn validate_service(name: String, key: &str, svc: RawService, loc: &Located) -> 
             volumes,
             healthcheck,
             stop_timeout_secs: stop_timeout.as_secs(),
+            extra: None,
         },
         connection_string,
         ready_timeout,
+        depends_on: BTreeMap::new(),
+        build: None,
+        completes: false,
+        origin: None,
     })
 }
 

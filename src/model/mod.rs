@@ -3,12 +3,14 @@
 //! backend, no reconciler: every layer above may use it.
 
 pub mod backend_spec;
+pub mod compose;
 pub mod config;
 pub mod context;
 #[cfg(test)]
 pub mod corpus;
 pub mod desired;
 pub mod envfile;
+pub mod grants;
 pub mod jj;
 pub mod pending_add;
 pub mod repo;

@@ -163,6 +163,24 @@ pub fn try_lock_workspace(ctx: &RepoContext, workspace: &str) -> Result<Option<W
     }
 }
 
+/// An exclusive lock on the file at `path` (made if missing), waited for:
+/// the lock of one piece of work, such as building one image, that
+/// processes take turns at. Blocking: call it off the async runtime.
+pub fn lock_path(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CommandError::io(dir.display(), e))?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| CommandError::io(path.display(), e))?;
+    file.lock()
+        .map_err(|e| CommandError::io(format!("locking {}", path.display()), e))?;
+    Ok(file)
+}
+
 /// Held by the one `ajj watch` of a repo for its lifetime. The file holds
 /// the holder's pid, so a second watcher can say who is in the way.
 pub struct WatcherLock {

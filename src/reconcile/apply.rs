@@ -9,6 +9,7 @@ use crate::backend::ports;
 use crate::backend::readiness::Target;
 use crate::backend::{self, Backend, ContainerRequest, Fault, Observed, WorkspaceRef};
 use crate::base::error::{CommandError, ErrorCode, Result};
+use crate::model::compose::build::BuildSpec;
 use crate::model::config::Service;
 use crate::model::context::PortMap;
 use crate::model::desired::DesiredWorkspace;
@@ -19,6 +20,14 @@ use futures_util::future::{join_all, FutureExt, LocalBoxFuture};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// In the repo's state directory once an image was built for it.
+const BUILT_MARKER: &str = "images-built";
+
+/// Whether Aether ever built an image for this repo.
+pub fn ever_built(ctx: &RepoContext) -> bool {
+    ctx.state_dir().join(BUILT_MARKER).exists()
+}
 
 /// Attempts before a port conflict is reported: each failed start re-picks.
 const PORT_ATTEMPTS: usize = 12;
@@ -34,6 +43,8 @@ pub struct Applier<'a, B: Backend> {
     /// Host ports this process has picked or knows to be reserved.
     claimed: Mutex<HashSet<u16>>,
     pub warnings: Mutex<Vec<String>>,
+    /// Images this process built (tags), for the report.
+    pub built: Mutex<Vec<String>>,
 }
 
 /// What a workspace looks like after its actions ran.
@@ -50,6 +61,15 @@ impl<'a, B: Backend> Applier<'a, B> {
             progress: Progress::for_stderr(verbose),
             claimed: Mutex::new(HashSet::new()),
             warnings: Mutex::new(Vec::new()),
+            built: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Warns about each line once per process (a config's rewrites, read
+    /// again by every pass of a watcher).
+    pub fn warn_once(&self, line: &str) {
+        if !self.warnings.lock().unwrap().iter().any(|w| w == line) {
+            self.warn(line.to_string());
         }
     }
 
@@ -303,15 +323,20 @@ impl<'a, B: Backend> Applier<'a, B> {
                 );
             }
         }
-        let images: BTreeSet<&str> = actions
+        let services: Vec<&Service> = actions
             .iter()
             .filter_map(|a| match a {
                 Action::CreateContainer { service, .. }
-                | Action::RecreateContainer { service, .. } => desired
-                    .and_then(|d| d.config.services.get(service))
-                    .map(|s| s.spec.image.as_str()),
+                | Action::RecreateContainer { service, .. } => {
+                    desired.and_then(|d| d.config.services.get(service))
+                }
                 _ => None,
             })
+            .collect();
+        let images: BTreeSet<&str> = services
+            .iter()
+            .filter(|s| s.build.is_none())
+            .map(|s| s.spec.image.as_str())
             .collect();
         for image in images {
             prep.push(
@@ -324,14 +349,55 @@ impl<'a, B: Backend> Applier<'a, B> {
                 .boxed_local(),
             );
         }
-        let (network_id, prepared) = futures_util::join!(network, join_all(prep));
+        let mut builds: BTreeMap<&str, &BuildSpec> = BTreeMap::new();
+        for s in &services {
+            if let Some(b) = &s.build {
+                builds.insert(b.tag.as_str(), b);
+            }
+        }
+        let built = join_all(builds.into_values().map(|b| self.ensure_built(b)));
+        let (network_id, prepared, built) = futures_util::join!(network, join_all(prep), built);
+        collect(built)?;
         let network_id = network_id?.unwrap_or_default();
         collect(prepared)?;
         Ok(network_id)
     }
 
-    /// Containers, in parallel: that is where the time goes. Returns the
-    /// host ports each service got.
+    /// The image of a `build:` service: present already (the tag is a hash
+    /// of what it is built from), or built once. Builds of one tag are
+    /// serialised across processes by a lock in the repo's state directory,
+    /// and whoever gets it second finds the image there: eight workspaces
+    /// added at once do one build.
+    async fn ensure_built(&self, spec: &BuildSpec) -> Result<()> {
+        if self.backend.image_present(&spec.tag).await? {
+            return Ok(());
+        }
+        let lock_path = self
+            .ctx
+            .state_dir()
+            .join("locks")
+            .join(format!("build-{}.lock", &spec.digest[..24]));
+        let _lock = tokio::task::spawn_blocking(move || crate::model::repo::lock_path(&lock_path))
+            .await
+            .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))??;
+        if self.backend.image_present(&spec.tag).await? {
+            return Ok(());
+        }
+        self.progress.phase(&spec.tag, Phase::Building);
+        // Marks the repo as one with built images, for their collection.
+        let _ = std::fs::write(self.ctx.state_dir().join(BUILT_MARKER), b"");
+        let started = std::time::Instant::now();
+        let log = |line: &str| self.progress.line(&format!("  {} | {line}", spec.tag));
+        self.backend.build_image(spec, &log).await?;
+        tracing::debug!(image = %spec.tag, ms = started.elapsed().as_millis() as u64, "built");
+        self.progress.phase(&spec.tag, Phase::Prepared);
+        self.built.lock().unwrap().push(spec.tag.clone());
+        Ok(())
+    }
+
+    /// Containers, in parallel but for `depends_on`: a service starts once
+    /// what it depends on (in this same pass) is ready, or has completed.
+    /// Returns the host ports each service got.
     async fn run_containers(
         &self,
         owner: WorkspaceRef<'_>,
@@ -362,12 +428,66 @@ impl<'a, B: Backend> Applier<'a, B> {
                 network_id,
                 volumes: &step.volumes,
             };
-            Some(async move {
-                let ports = self.ensure_service(&run, old, start_only, sticky).await?;
-                Ok::<_, CommandError>((service.clone(), ports))
-            })
+            Some((
+                service.clone(),
+                (run, old, start_only, sticky, svc.depends_on.clone()),
+            ))
         });
-        Ok(collect(join_all(jobs).await)?.into_iter().collect())
+        let mut todo: BTreeMap<String, _> = jobs.collect();
+        // Dependencies first; a cycle cannot reach here (the config refuses it).
+        let mut order = Vec::new();
+        while !todo.is_empty() {
+            let ready: Vec<String> = todo
+                .iter()
+                .filter(|(_, job)| job.4.keys().all(|d| !todo.contains_key(d)))
+                .map(|(n, _)| n.clone())
+                .collect();
+            let ready = if ready.is_empty() {
+                todo.keys().cloned().collect()
+            } else {
+                ready
+            };
+            for n in ready {
+                let job = todo.remove(&n).expect("listed");
+                order.push((n, job));
+            }
+        }
+        type Done<'f> = futures_util::future::Shared<
+            LocalBoxFuture<'f, std::result::Result<BTreeMap<u16, u16>, CommandError>>,
+        >;
+        let mut started: BTreeMap<String, Done<'_>> = BTreeMap::new();
+        for (service, (run, old, start_only, sticky, deps)) in order {
+            let waits: Vec<(String, Done<'_>)> = deps
+                .keys()
+                .filter_map(|d| started.get(d).map(|f| (d.clone(), f.clone())))
+                .collect();
+            let workspace = owner.name;
+            let name = service.clone();
+            let fut = async move {
+                for (dep, done) in waits {
+                    if let Err(e) = done.await {
+                        return Err(CommandError::new(
+                            e.code,
+                            format!("{workspace}/{name} was not started: {dep}, which it depends on, failed: {}", e.message),
+                        )
+                        .hint(e.hint.clone().unwrap_or_default())
+                        .detail("service", name.clone())
+                        .detail("dependency", dep));
+                    }
+                }
+                self.ensure_service(&run, old, start_only, sticky).await
+            }
+            .boxed_local()
+            .shared();
+            started.insert(service, fut);
+        }
+        let names: Vec<String> = started.keys().cloned().collect();
+        let results = join_all(started.into_values()).await;
+        Ok(collect(results)?
+            .into_iter()
+            .zip(names)
+            .map(|(p, n)| (n, p))
+            .collect())
     }
 
     /// Volumes and networks once nothing uses them.
@@ -512,6 +632,7 @@ impl<'a, B: Backend> Applier<'a, B> {
             container: &container,
             ports: ports.iter().map(|(c, h)| (*c, *h)).collect(),
             healthcheck: run.svc.spec.healthcheck.is_some(),
+            completes: run.svc.completes,
             timeout: run.svc.ready_timeout,
         };
         let started = std::time::Instant::now();

@@ -49,6 +49,11 @@ pub async fn converge_workspace<B: Backend>(
     observed: Option<Observed>,
 ) -> Result<Settled> {
     applier.check_backend(name)?;
+    if let Some(ws) = desired.workspaces.get(name) {
+        for w in &ws.config.warnings {
+            applier.warn_once(w);
+        }
+    }
     let observed = match observed {
         Some(o) => o,
         None => applier.backend.observe(None).await?,
@@ -180,6 +185,13 @@ pub async fn reconcile_all<B: Backend>(
     let (mut desired, mut errors) =
         desired::build(&entries, || options.missing_root(applier.jj.as_ref()));
     errors.extend(early_errors);
+    if !dry_run {
+        for (name, ws) in &desired.workspaces {
+            for w in &ws.config.warnings {
+                applier.warn_once(&format!("{name}: {w}"));
+            }
+        }
+    }
     let observed = applier.backend.observe(None).await?;
     desired.retention = retention(ctx, applier.jj.as_ref(), &desired, &observed)?;
     let actions = plan::plan(&desired, &observed, &Scope::All);
@@ -241,6 +253,7 @@ pub async fn reconcile_all<B: Backend>(
             Err(e) => errors.push((name, e)),
         }
     }
+    collect_built_images(applier, &desired).await;
     Ok(PassReport {
         next_expiry: next_expiry(&desired.retention, &done),
         actions: done,
@@ -249,6 +262,40 @@ pub async fn reconcile_all<B: Backend>(
         durations,
         roots: desired.roots.keys().cloned().collect(),
     })
+}
+
+/// Images this repo built that no workspace's config names any more (an
+/// edited context gives a new tag; a forgotten workspace needs none). One
+/// still used by a container is kept by the engine. Only in repos that
+/// ever built, so a pass elsewhere costs no extra call.
+async fn collect_built_images<B: Backend>(applier: &Applier<'_, B>, desired: &Desired) {
+    if !apply::ever_built(applier.ctx) || !desired.untouchable.is_empty() {
+        return;
+    }
+    let used: BTreeSet<&str> = desired
+        .workspaces
+        .values()
+        .flat_map(|w| w.config.services.values())
+        .map(|s| s.spec.image.as_str())
+        .collect();
+    let Ok(images) = applier.backend.built_images().await else {
+        return;
+    };
+    for (id, tags) in images {
+        if tags.iter().any(|t| used.contains(t.as_str())) {
+            continue;
+        }
+        let shown = tags.first().cloned().unwrap_or_else(|| id.clone());
+        match applier.backend.remove_image(&id).await {
+            Ok(()) => applier
+                .progress
+                .line(&format!("Removed image {shown}, which no workspace uses")),
+            Err(e) => applier.warn_once(&format!(
+                "could not remove image {shown}: {}",
+                e.error.message
+            )),
+        }
+    }
 }
 
 /// Adds that died part-way (their record is there, their lock is free): a

@@ -530,6 +530,9 @@ fn plan_service(
                 },
             })
         }
+        // A one-shot job that ran stays as it ended (Compose's
+        // `service_completed_successfully`): it is not run again each pass.
+        Some(c) if svc.completes && c.state == ServiceState::Exited => {}
         Some(c) if matches!(c.state, ServiceState::Created | ServiceState::Exited) => {
             actions.push(Action::StartContainer {
                 workspace: workspace.clone(),

@@ -84,6 +84,7 @@ impl Progress {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    Building,
     Preparing,
     Prepared,
     Creating,
@@ -97,6 +98,7 @@ impl Phase {
     /// The plain line's first word.
     fn verb(self) -> &'static str {
         match self {
+            Phase::Building => "Building",
             Phase::Preparing => "Preparing",
             Phase::Prepared => "Prepared",
             Phase::Creating => "Creating",
@@ -110,6 +112,7 @@ impl Phase {
     /// The live line's message.
     fn doing(self) -> &'static str {
         match self {
+            Phase::Building => "building image",
             Phase::Preparing => "pulling or checking image",
             Phase::Prepared => "image ready",
             Phase::Creating => "creating",

@@ -23,6 +23,8 @@ pub struct WorkspaceReport {
     pub resources: BTreeMap<String, Resource>,
     pub variables: BTreeMap<String, String>,
     pub warnings: Vec<String>,
+    /// Images this command built (`build:` services), by tag.
+    pub images_built: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -131,6 +133,7 @@ pub fn workspace_report(
         resources,
         variables,
         warnings,
+        images_built: Vec::new(),
     }
 }
 

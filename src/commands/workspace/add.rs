@@ -39,6 +39,10 @@ pub struct Args {
     /// its own, which jj will snapshot together with Aether's block
     #[arg(long)]
     pub allow_unignored_env: bool,
+    /// Compose profile(s) to enable in this workspace (instead of
+    /// `[compose] profiles` or COMPOSE_PROFILES); kept for its later passes
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profile: Vec<String>,
     /// Print one JSON object on stdout; progress goes to stderr
     #[arg(long)]
     pub json: bool,
@@ -262,10 +266,27 @@ async fn add_and_provision(
     // The new workspace's own aether.toml decides. If it is invalid the
     // workspace is undone, so a bad config leaves nothing behind. So
     // does a `.env` the revision carries that Aether must not touch.
+    let profiles = match args.profile.is_empty() {
+        true => Ok(()),
+        false => crate::model::compose::record_profiles(&root, &args.profile),
+    };
     let config = match check_env_file(&root, args.allow_unignored_env)
+        .and(profiles)
         .and_then(|()| config::load_from_root(&root))
     {
         Ok(c) => c,
+        Err(e) if e.code == ErrorCode::ConfigUntrusted => {
+            // Kept, with nothing started: trust is recorded for this very
+            // root, so the user needs it to read and allow what is asked.
+            undo_network(&backend, speculative.as_deref()).await;
+            pending_add::remove(ctx, &target.name);
+            let hint = format!(
+                "the jj workspace {name:?} was added with nothing started: read what it asks with `ajj trust --show -R {root}`, allow it with `ajj trust -R {root}`, then run `ajj reconcile`",
+                name = target.name,
+                root = root.display()
+            );
+            return Err(e.hint(hint).detail("workspace", target.name.clone()));
+        }
         Err(e) => {
             let all = desired_with_new(ctx, others, &target.name, &root, Config::default());
             undo(&backend, ctx, &all, &target.name, &root, &record).await;
@@ -565,6 +586,10 @@ async fn provision(
         backend.remote_host(),
         warnings,
     );
+    let r = report::WorkspaceReport {
+        images_built: applier.built.lock().unwrap().clone(),
+        ..r
+    };
     Ok((r, settled.env_written))
 }
 
