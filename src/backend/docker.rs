@@ -1773,6 +1773,30 @@ fn parse_timestamp(ts: &str) -> Option<i128> {
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i128)
 }
 
+/// Compose's `restart` as the engine's policy; none given: `unless-stopped`,
+/// Aether's default for a service that should keep running.
+fn restart_policy(restart: Option<&str>) -> (RestartPolicyNameEnum, Option<i64>) {
+    match restart.map(|r| r.split_once(':').unwrap_or((r, ""))) {
+        None | Some(("unless-stopped", _)) => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Some(("always", _)) => (RestartPolicyNameEnum::ALWAYS, None),
+        Some(("on-failure", n)) => (RestartPolicyNameEnum::ON_FAILURE, n.parse().ok()),
+        Some(_) => (RestartPolicyNameEnum::NO, None),
+    }
+}
+
+/// `host[:container[:permissions]]`, Docker's short form of a device.
+fn device_mapping(d: &str) -> bollard::models::DeviceMapping {
+    let mut parts = d.splitn(3, ':');
+    let host = parts.next().unwrap_or_default().to_string();
+    let container = parts.next().map_or_else(|| host.clone(), str::to_string);
+    let perms = parts.next().unwrap_or("rwm").to_string();
+    bollard::models::DeviceMapping {
+        path_on_host: Some(host),
+        path_in_container: Some(container),
+        cgroup_permissions: Some(perms),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1810,29 +1834,5 @@ mod tests {
             Some("unhealthy")
         );
         assert_eq!(health_from_status("Up 5 minutes"), None);
-    }
-}
-
-/// Compose's `restart` as the engine's policy; none given: `unless-stopped`,
-/// Aether's default for a service that should keep running.
-fn restart_policy(restart: Option<&str>) -> (RestartPolicyNameEnum, Option<i64>) {
-    match restart.map(|r| r.split_once(':').unwrap_or((r, ""))) {
-        None | Some(("unless-stopped", _)) => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
-        Some(("always", _)) => (RestartPolicyNameEnum::ALWAYS, None),
-        Some(("on-failure", n)) => (RestartPolicyNameEnum::ON_FAILURE, n.parse().ok()),
-        Some(_) => (RestartPolicyNameEnum::NO, None),
-    }
-}
-
-/// `host[:container[:permissions]]`, Docker's short form of a device.
-fn device_mapping(d: &str) -> bollard::models::DeviceMapping {
-    let mut parts = d.splitn(3, ':');
-    let host = parts.next().unwrap_or_default().to_string();
-    let container = parts.next().map_or_else(|| host.clone(), str::to_string);
-    let perms = parts.next().unwrap_or("rwm").to_string();
-    bollard::models::DeviceMapping {
-        path_on_host: Some(host),
-        path_in_container: Some(container),
-        cgroup_permissions: Some(perms),
     }
 }

@@ -454,6 +454,16 @@ pub fn extra_labels() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The Docker container name of a workspace's service (what
+/// `Naming::container_name` gives on the Docker backends), for commands
+/// that show names without connecting (`ajj services`).
+pub fn docker_container_name(repo_id: &str, workspace: &str, root: &Path, service: &str) -> String {
+    format!(
+        "aether-{}-{service}",
+        crate::model::repo::object_key(repo_id, workspace, root)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,14 +475,4 @@ mod tests {
         assert!(parse_ports_label("").is_empty());
         assert_eq!(parse_ports_label("1=2,junk,3=x").len(), 1);
     }
-}
-
-/// The Docker container name of a workspace's service (what
-/// `Naming::container_name` gives on the Docker backends), for commands
-/// that show names without connecting (`ajj services`).
-pub fn docker_container_name(repo_id: &str, workspace: &str, root: &Path, service: &str) -> String {
-    format!(
-        "aether-{}-{service}",
-        crate::model::repo::object_key(repo_id, workspace, root)
-    )
 }

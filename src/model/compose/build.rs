@@ -26,6 +26,10 @@ pub struct BuildSpec {
     pub digest: String,
     /// `aether-build/<service>:<24 hex of the digest>`.
     pub tag: String,
+    /// Never sent, whatever `.dockerignore` says: the workspace's `.env`
+    /// (Aether's block in it is per workspace and holds host-side ports).
+    #[serde(skip)]
+    pub exclude: Vec<PathBuf>,
 }
 
 /// One file of the build context, as it goes into the tar.
@@ -38,6 +42,7 @@ pub struct Entry {
 impl BuildSpec {
     pub fn new(
         service: &str,
+        exclude: Vec<PathBuf>,
         context: PathBuf,
         dockerfile: String,
         args: BTreeMap<String, String>,
@@ -65,7 +70,7 @@ impl BuildSpec {
             field(v.as_bytes());
         }
         field(target.as_deref().unwrap_or("").as_bytes());
-        for entry in context_files(&context, &dockerfile)? {
+        for entry in context_files(&context, &dockerfile, &exclude)? {
             field(entry.rel.as_bytes());
             field(&file_digest(&entry)?);
         }
@@ -77,6 +82,7 @@ impl BuildSpec {
             args,
             target,
             digest,
+            exclude,
         })
     }
 
@@ -84,7 +90,7 @@ impl BuildSpec {
     pub fn context_tar(&self) -> Result<Vec<u8>, String> {
         let mut tar = tar::Builder::new(Vec::new());
         tar.follow_symlinks(false);
-        for entry in context_files(&self.context, &self.dockerfile)? {
+        for entry in context_files(&self.context, &self.dockerfile, &self.exclude)? {
             tar.append_path_with_name(&entry.path, &entry.rel)
                 .map_err(|e| format!("cannot pack {}: {e}", entry.path.display()))?;
         }
@@ -118,10 +124,20 @@ fn file_digest(entry: &Entry) -> Result<Vec<u8>, String> {
     Ok(h.finalize().to_vec())
 }
 
+/// Directories never sent: version control's own (jj's store and op log
+/// change with every command, so a context holding them would never hash
+/// the same twice).
+const NEVER_SENT: &[&str] = &[".jj", ".git"];
+
 /// Every file, directory and symlink of the context that `.dockerignore`
-/// lets through, sorted by path. The Dockerfile and `.dockerignore` always
-/// go, as Docker sends them whatever the patterns say.
-pub fn context_files(context: &Path, dockerfile: &str) -> Result<Vec<Entry>, String> {
+/// lets through, sorted by path, but for `.jj`, `.git` and `exclude`. The
+/// Dockerfile and `.dockerignore` always go, as Docker sends them whatever
+/// the patterns say.
+pub fn context_files(
+    context: &Path,
+    dockerfile: &str,
+    exclude: &[PathBuf],
+) -> Result<Vec<Entry>, String> {
     let ignore = dockerignore(context)?;
     let mut out = Vec::new();
     let walker = walk(context);
@@ -133,6 +149,13 @@ pub fn context_files(context: &Path, dockerfile: &str) -> Result<Vec<Entry>, Str
             .to_string_lossy()
             .into_owned();
         if rel.is_empty() {
+            continue;
+        }
+        if exclude.contains(&path)
+            || Path::new(&rel)
+                .components()
+                .any(|c| NEVER_SENT.iter().any(|n| c.as_os_str() == *n))
+        {
             continue;
         }
         let always = rel == dockerfile || rel == ".dockerignore";
@@ -222,6 +245,7 @@ mod tests {
         let spec = |args: &[(&str, &str)]| {
             BuildSpec::new(
                 "web",
+                vec![ctx.join(".env")],
                 ctx.to_path_buf(),
                 "Dockerfile".into(),
                 args.iter()
@@ -243,7 +267,12 @@ mod tests {
         std::fs::write(ctx.join("app.txt"), "v2").unwrap();
         let b = spec(&[]);
         assert_ne!(b.tag, a.tag);
-        let names: Vec<String> = context_files(ctx, "Dockerfile")
+        // jj's and git's directories and the workspace's .env never go.
+        std::fs::create_dir(ctx.join(".jj")).unwrap();
+        std::fs::write(ctx.join(".jj/op"), "1").unwrap();
+        std::fs::write(ctx.join(".env"), "A=1").unwrap();
+        assert_eq!(spec(&[]).tag, b.tag);
+        let names: Vec<String> = context_files(ctx, "Dockerfile", &[ctx.join(".env")])
             .unwrap()
             .into_iter()
             .map(|e| e.rel)
@@ -261,6 +290,7 @@ mod tests {
         std::fs::remove_file(ctx.join("Dockerfile")).unwrap();
         let e = BuildSpec::new(
             "web",
+            vec![],
             ctx.to_path_buf(),
             "Dockerfile".into(),
             BTreeMap::new(),

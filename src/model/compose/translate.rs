@@ -423,7 +423,8 @@ impl One<'_> {
         extra.init = svc.get("init").and_then(Value::as_bool);
         extra.tmpfs.extend(strings(svc.get("tmpfs")));
         extra.cap_drop = strings(svc.get("cap_drop"));
-        let restart = svc.get("restart").map(scalar);
+        // An interpolated `${RESTART_POLICY}` left empty means no policy given.
+        let restart = svc.get("restart").map(scalar).filter(|r| !r.is_empty());
         if let Some(r) = &restart {
             let base = r.split(':').next().unwrap_or_default();
             if !matches!(base, "no" | "always" | "on-failure" | "unless-stopped") {
@@ -588,7 +589,8 @@ impl One<'_> {
             }
         }
         let target = b.get("target").map(scalar);
-        let spec = BuildSpec::new(self.name, context, dockerfile, args, target)
+        let exclude = vec![self.inputs.root.join(crate::model::envfile::FILE_NAME)];
+        let spec = BuildSpec::new(self.name, exclude, context, dockerfile, args, target)
             .map_err(|e| self.err("build", &e))?;
         Ok(Some(spec))
     }
