@@ -138,6 +138,10 @@ if engines_file.exists():
         p = json.loads((out / f"engine_{kind}_podman.json").read_text())["results"][0]["times"]
         dm, pm = median(d) * 1000, median(p) * 1000
         lines.append(f"| {title} | {dm:.1f} ms | {pm:.1f} ms | {pm / dm:.2f} | {len(p)} |")
+sys.path.insert(0, str(Path(__file__).parent))
+import compose_report  # noqa: E402
+
+lines += compose_report.section(out)
 lines += ["", "Raw hyperfine exports: `bench/results/*.json` after a run.", ""]
 notes = Path(__file__).with_name("NOTES.md")
 if notes.exists():

@@ -106,6 +106,7 @@ services:
     image: aether-test/busybox:1
     command: httpd -f -p 8080 -h /www
     ports: ["0.0.0.0:8080:8080"]
+    volumes: ["shared:/data:ro"]
     depends_on:
       db: {condition: service_healthy}
       migrate: {condition: service_completed_successfully}
@@ -115,8 +116,10 @@ services:
     image: aether-test/busybox:1
     command: ["httpd", "-f", "-p", "6379", "-h", "/www"]
     expose: ["6379"]
+    volumes: [shared:/data]
 volumes:
   dbdata:
+  shared:
 "#;
 
 /// A web app with a database, a cache and a one-shot migration, from a
@@ -156,6 +159,22 @@ fn a_web_stack_runs_twice_side_by_side_and_goes_whole() {
         )
         .success();
     assert_eq!(inside.stdout.trim(), "aether-test");
+    // A named volume two services mount is one volume, as in Compose.
+    let ws_a = repo.ws("a");
+    repo.ajj_in(
+        &ws_a,
+        &["exec", "cache", "--", "sh", "-c", "echo shared > /data/x"],
+    )
+    .success();
+    let read = repo
+        .ajj_in(&ws_a, &["exec", "web", "--", "cat", "/data/x"])
+        .success();
+    assert_eq!(read.stdout.trim(), "shared");
+    let denied = repo.ajj_in(
+        &ws_a,
+        &["exec", "web", "--", "sh", "-c", "echo no > /data/y"],
+    );
+    assert_ne!(denied.status.code(), Some(0), "web mounts it read-only");
     // Order: the migration ran to exit 0 after the database was healthy,
     // and web started after it completed.
     let names = repo.docker_names("container", "label=dev.aether.workspace=a");

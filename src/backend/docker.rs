@@ -605,6 +605,10 @@ impl DockerBackend {
                     .unwrap_or_else(|| self.volume_name(req.owner(), &req.service, v));
                 format!("{volume}:{target}")
             })
+            .chain(extra.shared_volumes.iter().filter_map(|(target, key)| {
+                // Named by the owner's volume, resolved with the steps.
+                Some(format!("{}:{target}", req.volumes.get(key)?))
+            }))
             .chain(extra.binds.iter().cloned())
             .collect();
         let healthcheck = spec.healthcheck.as_ref().map(|hc| HealthConfig {

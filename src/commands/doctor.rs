@@ -76,7 +76,13 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
             checks.extend(check_files(ctx, &config));
             let images: Vec<String> = config
                 .iter()
-                .flat_map(|c| c.services.values().map(|s| s.spec.image.clone()))
+                // A `build:` service's image is built by the add or the pass.
+                .flat_map(|c| {
+                    c.services
+                        .values()
+                        .filter(|s| s.build.is_none())
+                        .map(|s| s.spec.image.clone())
+                })
                 .collect();
             checks.extend(crate::base::runtime::block_on(check_backend(
                 helper, ctx, &images,

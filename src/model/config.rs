@@ -115,6 +115,10 @@ pub struct ContainerExtra {
     /// external volumes the user opted into.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub binds: Vec<String>,
+    /// `target[:ro]` → `owner/volume`: a named volume another service of
+    /// the workspace owns (Compose's volumes are shared by name).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub shared_volumes: BTreeMap<String, String>,
     /// More names on the workspace's network besides the service's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,

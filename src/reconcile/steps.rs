@@ -169,27 +169,38 @@ fn volume_names(
     owner: WorkspaceRef<'_>,
     svc: &Service,
 ) -> BTreeMap<String, String> {
-    svc.spec
+    let name_of = |service: &str, volume: &str| {
+        let mut found: Vec<_> = observed
+            .volumes
+            .iter()
+            .filter(|v| v.service == service && v.volume == volume)
+            .filter(|v| {
+                let p = place_volume(desired, v);
+                p.live && p.home == owner.name
+            })
+            .collect();
+        found.sort_by_key(|v| (v.workspace != owner.name, v.created.clone()));
+        found
+            .first()
+            .map(|v| v.name.clone())
+            .unwrap_or_else(|| names.volume_name(owner, service, volume))
+    };
+    let own = svc
+        .spec
         .volumes
         .keys()
-        .map(|volume| {
-            let mut found: Vec<_> = observed
-                .volumes
-                .iter()
-                .filter(|v| v.service == svc.name && &v.volume == volume)
-                .filter(|v| {
-                    let p = place_volume(desired, v);
-                    p.live && p.home == owner.name
-                })
-                .collect();
-            found.sort_by_key(|v| (v.workspace != owner.name, v.created.clone()));
-            let name = found
-                .first()
-                .map(|v| v.name.clone())
-                .unwrap_or_else(|| names.volume_name(owner, &svc.name, volume));
-            (volume.clone(), name)
-        })
-        .collect()
+        .map(|volume| (volume.clone(), name_of(&svc.name, volume)));
+    // Volumes another service owns, keyed `owner/volume`.
+    let shared = svc
+        .spec
+        .extra
+        .iter()
+        .flat_map(|e| e.shared_volumes.values())
+        .filter_map(|key| {
+            let (service, volume) = key.split_once('/')?;
+            Some((key.clone(), name_of(service, volume)))
+        });
+    own.chain(shared).collect()
 }
 
 #[cfg(test)]

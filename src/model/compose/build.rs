@@ -40,9 +40,12 @@ pub struct Entry {
 }
 
 impl BuildSpec {
+    /// `cache`: where file digests are kept by size, mtime and inode, so
+    /// that an unchanged context is not read again on every pass.
     pub fn new(
         service: &str,
         exclude: Vec<PathBuf>,
+        cache: Option<&Path>,
         context: PathBuf,
         dockerfile: String,
         args: BTreeMap<String, String>,
@@ -70,10 +73,12 @@ impl BuildSpec {
             field(v.as_bytes());
         }
         field(target.as_deref().unwrap_or("").as_bytes());
+        let mut digests = DigestCache::load(cache);
         for entry in context_files(&context, &dockerfile, &exclude)? {
             field(entry.rel.as_bytes());
-            field(&file_digest(&entry)?);
+            field(&digests.digest(&entry)?);
         }
+        digests.save(cache);
         let digest = hex(&h.finalize());
         Ok(BuildSpec {
             tag: format!("aether-build/{service}:{}", &digest[..24]),
@@ -95,6 +100,68 @@ impl BuildSpec {
                 .map_err(|e| format!("cannot pack {}: {e}", entry.path.display()))?;
         }
         tar.into_inner().map_err(|e| e.to_string())
+    }
+}
+
+/// File digests by what `stat` says of the file, as Git's index does: a
+/// file whose size, mtime, inode and mode are unchanged is not read again.
+/// An entry younger than two seconds is not kept (a write within the
+/// clock's granularity could leave the stat unchanged).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct DigestCache {
+    entries: BTreeMap<PathBuf, (u64, i64, i64, u64, u32, String)>,
+    #[serde(skip)]
+    seen: BTreeMap<PathBuf, (u64, i64, i64, u64, u32, String)>,
+    #[serde(skip)]
+    changed: bool,
+}
+
+impl DigestCache {
+    fn load(path: Option<&Path>) -> Self {
+        path.and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn digest(&mut self, entry: &Entry) -> Result<Vec<u8>, String> {
+        use std::os::unix::fs::MetadataExt;
+        let m = &entry.meta;
+        let key = (m.size(), m.mtime(), m.mtime_nsec(), m.ino(), m.mode());
+        if let Some(hit) = self.entries.get(&entry.path) {
+            if (hit.0, hit.1, hit.2, hit.3, hit.4) == key {
+                let d = crate::base::hex::parse(&hit.5).ok_or("a bad cache entry")?;
+                self.seen.insert(entry.path.clone(), hit.clone());
+                return Ok(d);
+            }
+        }
+        let d = file_digest(entry)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if m.mtime() < now - 2 {
+            self.changed = true;
+            self.seen.insert(
+                entry.path.clone(),
+                (key.0, key.1, key.2, key.3, key.4, hex(&d)),
+            );
+        }
+        Ok(d)
+    }
+
+    /// Keeps only the files of this context as it is now.
+    fn save(self, path: Option<&Path>) {
+        let Some(path) = path else { return };
+        if !self.changed && self.seen.len() == self.entries.len() {
+            return;
+        }
+        let out = DigestCache {
+            entries: self.seen,
+            ..Default::default()
+        };
+        if let Ok(bytes) = serde_json::to_vec(&out) {
+            // A cache: failing to write it only costs the next read.
+            let _ = crate::base::fs::write_atomic(path, &bytes, 0o600);
+        }
     }
 }
 
@@ -242,10 +309,13 @@ mod tests {
         std::fs::write(ctx.join("node_modules/big"), "x").unwrap();
         std::fs::write(ctx.join("debug.log"), "x").unwrap();
         std::fs::write(ctx.join(".dockerignore"), "node_modules\n*.log\n").unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = cache_dir.path().join("cache.json");
         let spec = |args: &[(&str, &str)]| {
             BuildSpec::new(
                 "web",
                 vec![ctx.join(".env")],
+                Some(&cache),
                 ctx.to_path_buf(),
                 "Dockerfile".into(),
                 args.iter()
@@ -286,11 +356,32 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert_eq!(packed, names);
+        // The digest cache: a file whose stat is unchanged is not read
+        // again (so the same bytes of another content pass unseen, as in
+        // Git's index); a new mtime is read.
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let touch = |t| {
+            std::fs::File::options()
+                .write(true)
+                .open(ctx.join("app.txt"))
+                .unwrap()
+                .set_modified(t)
+                .unwrap()
+        };
+        touch(hour_ago);
+        let cached = spec(&[]);
+        assert!(cache.exists());
+        std::fs::write(ctx.join("app.txt"), "v3").unwrap();
+        touch(hour_ago);
+        assert_eq!(spec(&[]).tag, cached.tag, "read from the cache");
+        touch(hour_ago + std::time::Duration::from_secs(1));
+        assert_ne!(spec(&[]).tag, cached.tag, "a new mtime is read");
         // A missing Dockerfile is said plainly.
         std::fs::remove_file(ctx.join("Dockerfile")).unwrap();
         let e = BuildSpec::new(
             "web",
             vec![],
+            None,
             ctx.to_path_buf(),
             "Dockerfile".into(),
             BTreeMap::new(),

@@ -436,3 +436,130 @@ fn the_real_corpus_loads_or_is_refused_by_key() {
     }
     assert!(loaded >= 10, "only {loaded} of the corpus loaded");
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Seeds: the smaller real files (the fuzzer mutates bytes, so a
+    /// 2,000-line file would mostly test the YAML parser's speed).
+    fn seeds() -> Vec<Vec<u8>> {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/compose/real");
+        let mut out: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+            .map(|p| std::fs::read(p).unwrap())
+            .filter(|b| b.len() < 8000)
+            .collect();
+        out.sort();
+        out
+    }
+
+    const PIECES: &[&str] = &[
+        "services:\n",
+        "  web:\n",
+        "  db:\n",
+        "    image: a\n",
+        "    image: ${IMG:-x}\n",
+        "    build: .\n",
+        "    build: {context: ..}\n",
+        "    ports: [\"80:80\"]\n",
+        "    ports: [\"${P}:80/udp\"]\n",
+        "    ports: [{target: 1, published: 2}]\n",
+        "    depends_on: [db]\n",
+        "    depends_on: {web: {condition: service_healthy}}\n",
+        "    environment: [A=1, B]\n",
+        "    environment: {A: $$, B: ${B:?no}}\n",
+        "    volumes: [data:/d, ./x:/x:ro, /etc:/e]\n",
+        "    volumes: [{type: tmpfs, target: /t}]\n",
+        "    healthcheck: {test: x, interval: 1q}\n",
+        "    healthcheck: {test: [CMD-SHELL, x]}\n",
+        "    extends: web\n",
+        "    extends: {file: nope.yml, service: x}\n",
+        "    network_mode: host\n",
+        "    privileged: true\n",
+        "    profiles: [p]\n",
+        "    secrets: [s]\n",
+        "    <<: *a\n",
+        "x-a: &a\n",
+        "  restart: always\n",
+        "volumes:\n",
+        "  data:\n",
+        "    external: true\n",
+        "secrets:\n",
+        "  s: {file: ./s}\n",
+        "networks:\n",
+        "  n: {name: fixed}\n",
+        "include: [a]\n",
+        "- \n",
+        ": :\n",
+        "\t",
+        "\"\n",
+        "'\n",
+        "${\n",
+        "&b *b\n",
+        "!!binary x\n",
+    ];
+
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Ok(());
+        };
+        let ws = Ws::new();
+        ws.write("compose.yaml", text);
+        match ws.load_with(&["compose.yaml"], &[("COMPOSE_PROFILES", "*")], None) {
+            Ok(stack) => {
+                for s in stack.services.values() {
+                    prop_assert!(!s.spec.image.is_empty());
+                }
+            }
+            Err(e) => {
+                prop_assert_eq!(
+                    e.code,
+                    crate::base::error::ErrorCode::ConfigInvalid,
+                    "{}",
+                    e.message
+                );
+                prop_assert!(e.message.contains("compose.yaml"), "{}", e.message);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: crate::model::corpus::cases() / 4, .. ProptestConfig::default() })]
+
+        /// Real files with random bytes overwritten, inserted or cut: never
+        /// a panic; loaded, or CONFIG_INVALID naming the file.
+        #[test]
+        fn mutated_real_files_never_panic(pick in any::<prop::sample::Index>(), edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8)) {
+            let seeds = seeds();
+            let mut bytes = seeds[pick.index(seeds.len())].clone();
+            for (at, byte, op) in edits {
+                let i = at.index(bytes.len() + 1);
+                match op {
+                    0 if i < bytes.len() => bytes[i] = byte,
+                    1 => bytes.insert(i, byte),
+                    _ if i < bytes.len() => { bytes.remove(i); }
+                    _ => bytes.push(byte),
+                }
+            }
+            check(&bytes)?;
+        }
+
+        /// Soups of Compose keys, valid and broken, in any order and indentation.
+        #[test]
+        fn key_soups_never_panic(picks in proptest::collection::vec(any::<prop::sample::Index>(), 1..24)) {
+            let text: String = picks.iter().map(|p| PIECES[p.index(PIECES.len())]).collect();
+            check(text.as_bytes())?;
+        }
+
+        /// Any template: rendered, or a typed failure; never a panic.
+        #[test]
+        fn any_template_renders_or_fails(t in "[$a-zA-Z{}:?+\\-_ ]{0,40}") {
+            let _ = super::super::interpolate::render(&t, &|k| (k == "A").then(|| "a".to_string()), &mut Vec::new());
+        }
+    }
+}

@@ -142,7 +142,27 @@ pub fn load(
         })
         .map(|(n, _)| n.clone())
         .collect();
-    let tables = Tables::new(&project, inputs, &mut stack)?;
+    let mut tables = Tables::new(&project, inputs, &mut stack)?;
+    // A named volume several services mount is one volume, as in Compose:
+    // the first of them (by name) owns it, the others mount the owner's.
+    for name in &enabled {
+        let vols = project.services[name]
+            .get("volumes")
+            .and_then(Value::as_array);
+        for v in vols.into_iter().flatten() {
+            let named = v.get("type").map(scalar).as_deref().unwrap_or("volume") == "volume";
+            if let Some(source) = v
+                .get("source")
+                .map(scalar)
+                .filter(|s| named && !s.is_empty())
+            {
+                tables
+                    .volume_owner
+                    .entry(source)
+                    .or_insert_with(|| name.clone());
+            }
+        }
+    }
     // Services some other waits on to complete: one-shot jobs.
     let mut jobs = BTreeSet::new();
     for name in &enabled {
@@ -225,6 +245,8 @@ struct Tables {
     declared_volumes: BTreeSet<String>,
     /// Secret name → host file.
     secrets: BTreeMap<String, String>,
+    /// Named volume → the service that owns it (the others share it).
+    volume_owner: BTreeMap<String, String>,
 }
 
 impl Tables {
@@ -234,6 +256,7 @@ impl Tables {
             external_volumes: BTreeMap::new(),
             declared_volumes: project.volumes.keys().cloned().collect(),
             secrets: BTreeMap::new(),
+            volume_owner: BTreeMap::new(),
         };
         for (kind, table) in [
             ("volumes", &project.volumes),
@@ -590,8 +613,23 @@ impl One<'_> {
         }
         let target = b.get("target").map(scalar);
         let exclude = vec![self.inputs.root.join(crate::model::envfile::FILE_NAME)];
-        let spec = BuildSpec::new(self.name, exclude, context, dockerfile, args, target)
-            .map_err(|e| self.err("build", &e))?;
+        // Beside jj's own files of this workspace: never in the revision.
+        let cache = self
+            .inputs
+            .root
+            .join(".jj")
+            .join("aether-build-digests.json");
+        let cache = self.inputs.root.join(".jj").is_dir().then_some(cache);
+        let spec = BuildSpec::new(
+            self.name,
+            exclude,
+            cache.as_deref(),
+            context,
+            dockerfile,
+            args,
+            target,
+        )
+        .map_err(|e| self.err("build", &e))?;
         Ok(Some(spec))
     }
 
@@ -767,10 +805,19 @@ impl One<'_> {
                         return Err(self.err(&key, &format!("names volume `{source}`, which the top-level `volumes` does not declare")));
                     }
                     let name = volume_name(&source);
-                    if ro {
-                        self.warn(&key, "read-only is not honoured for a named volume");
+                    match self.tables.volume_owner.get(&source) {
+                        Some(owner) if owner != self.name => {
+                            extra
+                                .shared_volumes
+                                .insert(format!("{target}{suffix}"), format!("{owner}/{name}"));
+                        }
+                        _ => {
+                            if ro {
+                                self.warn(&key, "read-only is not honoured for the volume's owner (the first service to mount it)");
+                            }
+                            volumes.insert(name, target);
+                        }
                     }
-                    volumes.insert(name, target);
                 }
                 "bind" => {
                     let source = PathBuf::from(v.get("source").map(scalar).unwrap_or_default());
