@@ -432,29 +432,48 @@ impl Located<'_> {
         message: &str,
     ) -> CommandError {
         let (line, column) = span.map(|s| line_col(self.text, s.start)).unwrap_or((0, 0));
-        let location = if line > 0 {
-            format!("{}:{line}:{column}", self.path.display())
-        } else {
-            self.path.display().to_string()
-        };
-        let keyed = if key.is_empty() || key == "." {
-            String::new()
-        } else {
-            format!("`{key}`: ")
-        };
-        CommandError::new(
-            ErrorCode::ConfigInvalid,
-            format!("{location}: {keyed}{message}"),
+        located_error(
+            self.path,
+            (line, column),
+            key,
+            message,
+            format!(
+                "fix {} (see aether.toml.example for every key)",
+                self.path.display()
+            ),
         )
-        .hint(format!(
-            "fix {} (see aether.toml.example for every key)",
-            self.path.display()
-        ))
-        .detail("file", self.path.display().to_string())
-        .detail("line", line)
-        .detail("column", column)
-        .detail("key", key)
     }
+}
+
+/// CONFIG_INVALID at a place of a config file (aether.toml or a Compose
+/// file): `file:line:column: `key`: message`, each in the details too. A
+/// line of 0 is not known, and left out of the message.
+pub fn located_error(
+    path: &Path,
+    (line, column): (usize, usize),
+    key: &str,
+    message: &str,
+    hint: String,
+) -> CommandError {
+    let location = match (line, column) {
+        (0, _) => path.display().to_string(),
+        (l, 0) => format!("{}:{l}", path.display()),
+        (l, c) => format!("{}:{l}:{c}", path.display()),
+    };
+    let keyed = if key.is_empty() || key == "." {
+        String::new()
+    } else {
+        format!("`{key}`: ")
+    };
+    CommandError::new(
+        ErrorCode::ConfigInvalid,
+        format!("{location}: {keyed}{message}"),
+    )
+    .hint(hint)
+    .detail("file", path.display().to_string())
+    .detail("line", line)
+    .detail("column", column)
+    .detail("key", key)
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

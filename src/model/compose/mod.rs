@@ -121,27 +121,20 @@ pub(crate) struct Project {
 /// An error at a place in a Compose file: file, line (when it can be
 /// found), key path.
 pub(crate) fn error_at(file: &Path, text: &str, key: &str, message: &str) -> CommandError {
-    let line = locate(text, key);
-    let location = match line {
-        Some(l) => format!("{}:{l}", file.display()),
-        None => file.display().to_string(),
-    };
-    let keyed = if key.is_empty() {
-        String::new()
-    } else {
-        format!("`{key}`: ")
-    };
-    CommandError::new(
-        ErrorCode::ConfigInvalid,
-        format!("{location}: {keyed}{message}"),
+    crate::model::config::located_error(
+        file,
+        (locate(text, key).unwrap_or(0), 0),
+        key,
+        message,
+        fix_hint(file),
     )
-    .hint(format!(
+}
+
+fn fix_hint(file: &Path) -> String {
+    format!(
         "fix {} (the README's Compose table says what Aether honours, rewrites and refuses)",
         file.display()
-    ))
-    .detail("file", file.display().to_string())
-    .detail("line", line.unwrap_or(0))
-    .detail("key", key)
+    )
 }
 
 /// The line of a dotted key path (`services.web.ports[1]`) in a YAML text,
@@ -414,18 +407,16 @@ fn read_file(
         .detail("file", path.display().to_string())
     })?;
     let mut yaml: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| {
-        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        let at = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        CommandError::new(
-            ErrorCode::ConfigInvalid,
-            format!("{}:{line}:{column}: not valid YAML: {msg}", path.display()),
+        crate::model::config::located_error(
+            path,
+            at,
+            "",
+            &format!("not valid YAML: {msg}"),
+            fix_hint(path),
         )
-        .hint(format!("fix the YAML of {}", path.display()))
-        .detail("file", path.display().to_string())
-        .detail("line", line)
-        .detail("column", column)
-        .detail("key", "")
     })?;
     apply_merge(&mut yaml)
         .map_err(|e| error_at(path, &text, "", &format!("bad `<<` merge key: {e}")))?;
