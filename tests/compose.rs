@@ -295,13 +295,40 @@ services:
         .as_str()
         .unwrap()
         .contains("set GREETING in .env"));
-    // A profile for one workspace: `tools` runs there, and stays on its passes.
-    repo.set_env("GREETING", "hi");
-    let c = repo
-        .ajj(&["workspace", "add", "../c", "--profile", "tools", "--json"])
-        .success()
-        .json();
-    assert!(c["resources"]["tools"].is_object(), "{c}");
+    // A value from the process's environment would reach the services: it
+    // is a grant. The add keeps the workspace (with its profile recorded)
+    // and starts nothing.
+    let out = Run::from(
+        repo.ajj_cmd(
+            &repo.main,
+            &["workspace", "add", "../c", "--profile", "tools", "--json"],
+        )
+        .env("GREETING", "from-the-shell")
+        .output()
+        .unwrap(),
+        "ajj",
+        &["workspace", "add"],
+    )
+    .failure();
+    assert_eq!(out.error_code(), "CONFIG_UNTRUSTED", "{}", out.stdout);
+    assert!(
+        out.stdout.contains("${GREETING} from your environment"),
+        "{}",
+        out.stdout
+    );
+    assert!(repo
+        .docker_names("container", "label=dev.aether.workspace=c")
+        .is_empty());
+    // With GREETING in its own .env instead, the profile chosen at add runs
+    // `tools` there, and stays on its passes.
+    std::fs::write(repo.ws("c").join(".env"), "GREETING=hi\n").unwrap();
+    let pass = repo.ajj(&["reconcile", "--json"]).success().json();
+    assert!(
+        actions_for(&pass, "c")
+            .iter()
+            .any(|a| a["service"] == "tools"),
+        "{pass}"
+    );
     let pass = repo.ajj(&["reconcile", "--json"]).success().json();
     assert!(actions_for(&pass, "c").is_empty(), "{pass}");
     repo.ajj(&["workspace", "forget", "a", "c"]).success();

@@ -442,6 +442,13 @@ fn health_from_status(status: &str) -> Option<String> {
     }
 }
 
+/// The exit code in a listing's status, `Exited (3) 2 minutes ago`, as
+/// Docker 20.10 and Podman 4.3 write it; `None` when it says none.
+fn exit_from_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split(')').next()?.trim().parse().ok()
+}
+
 /// Docker has labels only: both halves of the metadata go there.
 fn docker_labels(meta: &meta::ObjectMeta) -> HashMap<String, String> {
     meta.flattened()
@@ -502,6 +509,7 @@ fn observed_container(c: bollard::models::ContainerSummary) -> ObservedContainer
         config_fields: serde_json::from_str(&get(labels::CONFIG_FIELDS)).unwrap_or_default(),
         state,
         health: c.status.as_deref().and_then(health_from_status),
+        exit_code: c.status.as_deref().and_then(exit_from_status),
         ports: parse_ports_label(&get(labels::PORTS)),
         published: c
             .ports

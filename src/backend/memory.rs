@@ -315,6 +315,7 @@ impl Backend for MemoryBackend {
                     None => ServiceState::Running,
                 },
                 health: req.spec.healthcheck.as_ref().map(|_| "healthy".into()),
+                exit_code: None,
                 ports: req.ports.clone(),
                 published: req.ports.clone(),
                 networks: vec![req.network_id.clone()],

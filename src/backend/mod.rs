@@ -88,6 +88,8 @@ pub struct ObservedContainer {
     pub state: ServiceState,
     /// `healthy`, `unhealthy`, `starting`, or `None` without a healthcheck.
     pub health: Option<String>,
+    /// How an exited container ended, when the listing says.
+    pub exit_code: Option<i64>,
     /// container port → the port clients use (`.env`), from the ports label.
     pub ports: BTreeMap<u16, u16>,
     /// container port → the port the engine published on its own host's

@@ -54,6 +54,9 @@ pub struct Target<'a> {
     pub healthcheck: bool,
     /// A one-shot job: ready once it exited 0.
     pub completes: bool,
+    /// Its restart policy lets it end (`no`, `on-failure`): an exit 0 is
+    /// a finished task, not a failure.
+    pub may_exit: bool,
     pub timeout: Duration,
 }
 
@@ -77,6 +80,12 @@ pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
                     continue;
                 }
             }
+        }
+        if t.may_exit
+            && matches!(live.state, ServiceState::Exited | ServiceState::Dead)
+            && live.exit_code == Some(0)
+        {
+            return Ok(());
         }
         // A container that restarts while starting has exited at least once
         // (the restart policy hides it); the proxy in front of a restarting

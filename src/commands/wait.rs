@@ -77,6 +77,7 @@ pub fn run(helper: &CommandHelper, args: Args) -> Result<i32> {
                 ports: container.ports.iter().map(|(c, h)| (*c, *h)).collect(),
                 healthcheck: config.services[service].spec.healthcheck.is_some(),
                 completes: config.services[service].completes,
+                may_exit: config.services[service].may_exit(),
                 timeout: deadline.saturating_duration_since(Instant::now()),
             };
             backend.wait_ready(&target).await?;

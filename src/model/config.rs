@@ -57,6 +57,15 @@ pub struct Service {
     pub origin: Option<PathBuf>,
 }
 
+impl Service {
+    /// Its restart policy lets it end (`no`, `on-failure`), so an exit 0
+    /// is a finished task rather than a failure.
+    pub fn may_exit(&self) -> bool {
+        let restart = self.spec.extra.as_ref().and_then(|e| e.restart.as_deref());
+        restart.is_some_and(|r| r == "no" || r.starts_with("on-failure"))
+    }
+}
+
 /// What a dependent waits for (Compose's `depends_on` conditions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -372,11 +372,10 @@ impl<'a, B: Backend> Applier<'a, B> {
         if self.backend.image_present(&spec.tag).await? {
             return Ok(());
         }
-        let lock_path = self
-            .ctx
-            .state_dir()
-            .join("locks")
-            .join(format!("build-{}.lock", &spec.digest[..24]));
+        let lock_path = self.ctx.state_dir().join("locks").join(format!(
+            "build-{}.lock",
+            &spec.digest[..spec.digest.len().min(24)]
+        ));
         let _lock = tokio::task::spawn_blocking(move || crate::model::repo::lock_path(&lock_path))
             .await
             .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))??;
@@ -633,6 +632,7 @@ impl<'a, B: Backend> Applier<'a, B> {
             ports: ports.iter().map(|(c, h)| (*c, *h)).collect(),
             healthcheck: run.svc.spec.healthcheck.is_some(),
             completes: run.svc.completes,
+            may_exit: run.svc.may_exit(),
             timeout: run.svc.ready_timeout,
         };
         let started = std::time::Instant::now();

@@ -530,9 +530,14 @@ fn plan_service(
                 },
             })
         }
-        // A one-shot job that ran stays as it ended (Compose's
-        // `service_completed_successfully`): it is not run again each pass.
-        Some(c) if svc.completes && c.state == ServiceState::Exited => {}
+        // A one-shot job that completed stays as it ended (Compose's
+        // `service_completed_successfully`); a failed one runs again. A
+        // service whose restart policy is "no" is never started again.
+        Some(c) if svc.completes && c.state == ServiceState::Exited && c.exit_code == Some(0) => {}
+        Some(c)
+            if !svc.completes
+                && c.state == ServiceState::Exited
+                && svc.spec.extra.as_ref().and_then(|e| e.restart.as_deref()) == Some("no") => {}
         Some(c) if matches!(c.state, ServiceState::Created | ServiceState::Exited) => {
             actions.push(Action::StartContainer {
                 workspace: workspace.clone(),
@@ -663,6 +668,7 @@ ports = [6379]
             config_fields: BTreeMap::new(),
             state,
             health: None,
+            exit_code: None,
             ports: BTreeMap::from([(1, 2)]),
             published: BTreeMap::from([(1, 2)]),
             networks: vec![format!("net-{ws}")],

@@ -251,6 +251,7 @@ volumes = { data = "/data" }
             config_fields: spec.field_digests(),
             state: ServiceState::Running,
             health: None,
+            exit_code: None,
             ports: BTreeMap::from([(80, 40080), (443, 40443)]),
             published: BTreeMap::from([(80, 40080), (443, 40443)]),
             networks: vec![format!("net-{ws}")],

@@ -57,7 +57,34 @@ impl BuildSpec {
                 context.display()
             ));
         }
-        let dockerfile_path = context.join(&dockerfile);
+        // The Dockerfile goes in the context's tar: it must lie inside, and be
+        // a regular file (never a link to `/dev/zero` or out of the context).
+        let dockerfile = super::normalise(Path::new(&dockerfile))
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        let dockerfile_path = super::normalise(&context.join(&dockerfile));
+        if !dockerfile_path.starts_with(&context) {
+            return Err(format!(
+                "the Dockerfile {} is outside the build context {}",
+                dockerfile_path.display(),
+                context.display()
+            ));
+        }
+        let dockerfile = dockerfile_path
+            .strip_prefix(&context)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or(dockerfile);
+        match std::fs::symlink_metadata(&dockerfile_path) {
+            Ok(m) if m.is_file() && m.len() <= 1 << 20 => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{} is not a regular file of at most 1 MiB",
+                    dockerfile_path.display()
+                ))
+            }
+            Err(e) => return Err(format!("cannot read {}: {e}", dockerfile_path.display())),
+        }
         let dockerfile_text = std::fs::read(&dockerfile_path)
             .map_err(|e| format!("cannot read {}: {e}", dockerfile_path.display()))?;
         let mut h = Sha256::new();
@@ -89,6 +116,26 @@ impl BuildSpec {
             digest,
             exclude,
         })
+    }
+
+    /// A build whose context is not read (outside the workspace, not yet
+    /// trusted): it cannot run, and its config is refused until trusted.
+    pub fn unread(
+        service: &str,
+        context: PathBuf,
+        dockerfile: String,
+        args: BTreeMap<String, String>,
+        target: Option<String>,
+    ) -> Self {
+        BuildSpec {
+            tag: format!("aether-build/{service}:untrusted"),
+            context,
+            dockerfile,
+            args,
+            target,
+            digest: "untrusted".into(),
+            exclude: Vec::new(),
+        }
     }
 
     /// The context as a tar, what the engine's build API takes.
@@ -256,6 +303,13 @@ fn walk(dir: &Path) -> Vec<Result<(PathBuf, std::fs::Metadata), String>> {
             let path = e.path();
             match std::fs::symlink_metadata(&path) {
                 Ok(meta) => {
+                    // Version control's own directories are never walked (nor sent).
+                    let vcs = path
+                        .file_name()
+                        .is_some_and(|n| NEVER_SENT.iter().any(|v| n == *v));
+                    if vcs {
+                        continue;
+                    }
                     if meta.is_dir() {
                         stack.push(path.clone());
                     }

@@ -54,14 +54,55 @@ pub fn find_standard(dir: &Path) -> Vec<PathBuf> {
 /// The interpolation environment: the process's variables, then the user's
 /// own lines of the workspace's `.env` (the process wins, as in Compose).
 /// Never Aether's block: it is computed from these very files.
-pub fn interpolation_env(root: &Path) -> Result<BTreeMap<String, String>> {
-    let mut env: BTreeMap<String, String> = std::env::vars_os()
+pub fn interpolation_env(root: &Path) -> Result<Env> {
+    let vars: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
+    let mut env = Env::new(vars, true);
     for (k, v) in crate::model::envfile::parts(root)?.user_vars {
-        env.entry(k).or_insert(v);
+        env.vars.entry(k).or_insert(v);
     }
     Ok(env)
+}
+
+/// The interpolation environment, and which of its variables a load used
+/// that came from the process's environment: their values would reach the
+/// services, so each is a grant (a revision must not read the user's
+/// `$AWS_SECRET_ACCESS_KEY` into its own container unasked).
+pub struct Env {
+    pub vars: BTreeMap<String, String>,
+    from_process: BTreeSet<String>,
+    used: std::cell::RefCell<BTreeSet<String>>,
+}
+
+impl Env {
+    /// `process`: every variable given comes from the process.
+    pub fn new(vars: BTreeMap<String, String>, process: bool) -> Env {
+        let from_process = match process {
+            true => vars.keys().cloned().collect(),
+            false => BTreeSet::new(),
+        };
+        Env {
+            vars,
+            from_process,
+            used: Default::default(),
+        }
+    }
+
+    /// A variable's value, noting its use.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        let v = self.vars.get(name);
+        if v.is_some() {
+            self.used.borrow_mut().insert(name.to_string());
+        }
+        v
+    }
+
+    /// The variables used whose value came from the process.
+    pub fn used_from_process(&self) -> Vec<String> {
+        let used = self.used.borrow();
+        used.intersection(&self.from_process).cloned().collect()
+    }
 }
 
 /// Where `ajj workspace add --profile` records a workspace's profiles:
@@ -80,6 +121,9 @@ pub fn record_profiles(root: &Path, profiles: &[String]) -> Result<()> {
     crate::base::fs::write_atomic(&profiles_path(root), &bytes, 0o600)
 }
 
+/// The largest Compose file read (the largest surveyed is ~50 KiB).
+const MAX_FILE_BYTES: u64 = 4 << 20;
+
 /// What the stack is loaded with, besides the files.
 pub struct Inputs<'a> {
     /// The workspace root: relative paths of `[compose] files` start here,
@@ -92,7 +136,7 @@ pub struct Inputs<'a> {
     pub external_allowed: &'a BTreeSet<String>,
     /// The interpolation environment: the process's, then the user's own
     /// lines of the workspace's `.env` (never Aether's block).
-    pub env: &'a BTreeMap<String, String>,
+    pub env: &'a Env,
 }
 
 /// One file as read: its text (for locations) and its top-level mapping,
@@ -392,12 +436,24 @@ fn resolve_extends(
 
 /// Reads one file: YAML with anchors and merge keys, interpolated, with
 /// its relative paths made absolute against `base_dir`.
-fn read_file(
-    path: &Path,
-    base_dir: &Path,
-    env: &BTreeMap<String, String>,
-    unset: &mut Vec<String>,
-) -> Result<File> {
+fn read_file(path: &Path, base_dir: &Path, env: &Env, unset: &mut Vec<String>) -> Result<File> {
+    // Only a regular file of sane size is read: `extends: {file: /dev/zero}`
+    // must not hang or fill memory.
+    let meta = std::fs::metadata(path);
+    if let Ok(m) = &meta {
+        if !m.is_file() || m.len() > MAX_FILE_BYTES {
+            return Err(crate::model::config::located_error(
+                path,
+                (0, 0),
+                "",
+                &format!(
+                    "not a Compose file: not a regular file, or larger than {} MiB",
+                    MAX_FILE_BYTES >> 20
+                ),
+                "name a Compose file (YAML) of the project".into(),
+            ));
+        }
+    }
     let text = std::fs::read_to_string(path).map_err(|e| {
         CommandError::new(
             ErrorCode::ConfigInvalid,
@@ -443,8 +499,17 @@ fn read_file(
     }
     let mut doc = Value::Object(doc);
     let lookup = |k: &str| env.get(k).cloned();
-    interpolate_tree(&mut doc, "", &lookup, unset)
-        .map_err(|(key, f)| error_at(path, &text, &key, &f.to_string()))?;
+    interpolate_tree(&mut doc, "", &lookup, unset).map_err(|(key, f)| {
+        let e = error_at(path, &text, &key, &f.to_string());
+        match f {
+            interpolate::Failure::Required { var, .. } => e
+                .hint(format!(
+                    "set {var} in your environment or in your lines of the workspace's .env"
+                ))
+                .detail("variable", var),
+            interpolate::Failure::Invalid { .. } => e,
+        }
+    })?;
     let Value::Object(mut doc) = doc else {
         unreachable!("still a mapping")
     };
@@ -637,8 +702,10 @@ fn absolute_paths(svc: &mut Value, dir: &Path) {
     }
     if let Some(Value::Array(vols)) = map.get_mut("volumes") {
         for v in vols {
+            // A bind's source is a path whatever it looks like (`data` too).
+            let bind = v.get("type").and_then(Value::as_str) == Some("bind");
             if let Some(Value::String(src)) = v.get_mut("source") {
-                if is_host_path(src) {
+                if bind || is_host_path(src) {
                     *src = join(dir, src);
                 }
             }

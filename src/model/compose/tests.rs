@@ -38,6 +38,7 @@ impl Ws {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let allowed = BTreeSet::from(["shared".to_string()]);
+        let env = Env::new(env, true);
         let inputs = Inputs {
             root: &root,
             profiles,
@@ -288,6 +289,59 @@ fn what_breaks_isolation_is_refused_with_its_place() {
 }
 
 #[test]
+fn values_from_the_process_environment_and_shared_volumes_are_grants() {
+    let ws = Ws::new();
+    ws.write("compose.yaml", "services:\n  s:\n    image: a\n    environment:\n      T: ${TOKEN}\n      D: ${UNSET_ONE:-d}\n");
+    let s = ws
+        .load_with(&["compose.yaml"], &[("TOKEN", "secret")], None)
+        .unwrap();
+    assert_eq!(
+        s.grants,
+        ["${TOKEN} from your environment: its value goes into the services"]
+    );
+    // An external volume named like a path would be a bind of the host.
+    ws.write("compose.yaml", "services:\n  s:\n    image: a\n    volumes: [shared:/h]\nvolumes:\n  shared:\n    external: true\n    name: /\n");
+    let e = err(ws.load(&["compose.yaml"]));
+    assert!(e.message.contains("not a volume name"), "{}", e.message);
+    // A bind under another service's writable bind could be swapped for a link.
+    ws.write("compose.yaml", "services:\n  a:\n    image: a\n    volumes: [.:/app]\n  b:\n    image: a\n    volumes: [./data:/data]\n");
+    let s = ws.load(&["compose.yaml"]).unwrap();
+    assert_eq!(s.grants.len(), 1, "{:?}", s.grants);
+    assert!(
+        s.grants[0].contains("under another writable mount"),
+        "{:?}",
+        s.grants
+    );
+    // A string privileged is parsed, not taken as true; a wrong one refused.
+    ws.write(
+        "compose.yaml",
+        "services:\n  s:\n    image: a\n    privileged: \"false\"\n",
+    );
+    assert!(ws.load(&["compose.yaml"]).unwrap().grants.is_empty());
+    ws.write(
+        "compose.yaml",
+        "services:\n  s:\n    image: a\n    privileged: maybe\n",
+    );
+    assert!(err(ws.load(&["compose.yaml"]))
+        .message
+        .contains("true or false"));
+    // Durations too large are refused, not a panic.
+    ws.write(
+        "compose.yaml",
+        "services:\n  s:\n    image: a\n    stop_grace_period: 99999999999999999999999s\n",
+    );
+    assert!(err(ws.load(&["compose.yaml"])).message.contains("duration"));
+    // `extends` of something that is not a regular file is refused.
+    ws.write(
+        "compose.yaml",
+        "services:\n  s:\n    extends: {file: /dev/zero, service: x}\n",
+    );
+    assert!(err(ws.load(&["compose.yaml"]))
+        .message
+        .contains("not a regular file"));
+}
+
+#[test]
 fn yaml_errors_have_a_line() {
     let ws = Ws::new();
     ws.write("compose.yaml", "services:\n  s:\n    image: [unclosed\n");
@@ -321,9 +375,17 @@ services:
     assert_eq!(s.grants.len(), 5, "{grants}");
     assert!(grants.contains("services.s.privileged: true"));
     assert!(grants.contains("SYS_ADMIN"));
-    assert!(grants.contains("rootfs -> /host"), "{grants}");
+    // Each names where the path resolves, and the mode.
+    assert!(
+        grants.contains("rootfs (resolves to /) -> /host read-write"),
+        "{grants}"
+    );
     assert!(grants.contains("/var/run/docker.sock"));
-    assert!(grants.contains("outside -> /o"));
+    assert!(grants.contains("outside) -> /o read-only"), "{grants}");
+    assert!(
+        grants.contains("[runs a]"),
+        "what runs is part of the grant: {grants}"
+    );
     assert!(
         !grants.contains("data -> /data"),
         "inside the root: {grants}"

@@ -106,7 +106,7 @@ pub fn load(
             format!("`name: {name}` is replaced by Aether's per-workspace names"),
         );
     }
-    if inputs.env.contains_key("COMPOSE_PROJECT_NAME") {
+    if inputs.env.vars.contains_key("COMPOSE_PROJECT_NAME") {
         warn_top(
             &mut stack,
             first,
@@ -117,6 +117,7 @@ pub fn load(
         Some(p) => p.clone(),
         None => inputs
             .env
+            .vars
             .get("COMPOSE_PROFILES")
             .map(|p| {
                 p.split(',')
@@ -161,6 +162,11 @@ pub fn load(
                     .entry(source)
                     .or_insert_with(|| name.clone());
             }
+            let bind = v.get("type").map(scalar).as_deref() == Some("bind");
+            let ro = v.get("read_only").and_then(boolean).unwrap_or(false);
+            if let Some(source) = v.get("source").map(scalar).filter(|_| bind && !ro) {
+                tables.rw_binds.push((name.clone(), PathBuf::from(source)));
+            }
         }
     }
     // Services some other waits on to complete: one-shot jobs.
@@ -179,7 +185,21 @@ pub fn load(
     }
     for name in &enabled {
         let file = &project.files[project.defined_in[name]];
+        let svc_map = &project.services[name];
+        let runs = match (svc_map.get("build"), svc_map.get("image")) {
+            (Some(b), _) => format!(
+                "a build of {}",
+                b.get("context").map(scalar).unwrap_or_default()
+            ),
+            (None, Some(i)) => scalar(i),
+            (None, None) => String::new(),
+        };
+        let runs = match svc_map.get("command").or_else(|| svc_map.get("entrypoint")) {
+            Some(c) => format!("{runs} {}", serde_json::to_string(c).unwrap_or_default()),
+            None => runs,
+        };
         let mut t = One {
+            runs,
             name,
             key: format!("services.{name}"),
             file,
@@ -189,6 +209,11 @@ pub fn load(
         };
         let service = t.service(&project, &enabled, jobs.contains(name), ready_timeouts)?;
         stack.services.insert(name.clone(), service);
+    }
+    for var in inputs.env.used_from_process() {
+        stack.grants.push(format!(
+            "${{{var}}} from your environment: its value goes into the services"
+        ));
     }
     if let Some(cycle) = dependency_cycle(&stack.services) {
         let file = &project.files[project.defined_in[&cycle[0]]];
@@ -247,6 +272,9 @@ struct Tables {
     secrets: BTreeMap<String, String>,
     /// Named volume → the service that owns it (the others share it).
     volume_owner: BTreeMap<String, String>,
+    /// (service, source) of every writable bind: a bind under another is
+    /// a grant, since a container could swap its source for a link.
+    rw_binds: Vec<(String, PathBuf)>,
 }
 
 impl Tables {
@@ -257,6 +285,7 @@ impl Tables {
             declared_volumes: project.volumes.keys().cloned().collect(),
             secrets: BTreeMap::new(),
             volume_owner: BTreeMap::new(),
+            rw_binds: Vec::new(),
         };
         for (kind, table) in [
             ("volumes", &project.volumes),
@@ -290,6 +319,29 @@ impl Tables {
                             "external networks are not supported yet: each workspace has a network of its own; remove the network, or reach the other stack through a published port",
                         ));
                     }
+                    // The name goes into a mount: a path there would be a
+                    // bind of the host (`name: /`), so only volume names pass.
+                    let valid = real
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphanumeric())
+                        && real
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                    if !valid {
+                        return Err(error_at(
+                            &file.path,
+                            &file.text,
+                            &format!("{key}.name"),
+                            &format!(
+                                "`{real}` is not a volume name (letters, digits, '_', '.', '-')"
+                            ),
+                        ));
+                    }
+                    // State shared beyond this workspace: the user decides.
+                    stack.grants.push(format!(
+                        "{key}: the external volume `{real}`, shared beyond this workspace"
+                    ));
                     t.external_volumes.insert(name.clone(), real);
                 } else if def.get("name").is_some() {
                     stack.warnings.push(format!(
@@ -329,6 +381,9 @@ impl Tables {
 
 /// Translating one service.
 struct One<'a> {
+    /// What the service runs, as grants name it: its image (or build
+    /// context) and command.
+    runs: String,
     name: &'a str,
     key: String,
     file: &'a File,
@@ -356,9 +411,11 @@ impl One<'_> {
     }
 
     fn grant(&mut self, key: &str, what: &str) {
+        // What runs with it is part of what is trusted: another image or
+        // command under the same grant needs trust again.
         self.stack
             .grants
-            .push(format!("{}.{key}: {what}", self.key));
+            .push(format!("{}.{key}: {what} [runs {}]", self.key, self.runs));
     }
 
     fn service(
@@ -443,7 +500,7 @@ impl One<'_> {
                 _ => h,
             })
             .collect();
-        extra.init = svc.get("init").and_then(Value::as_bool);
+        extra.init = svc.get("init").and_then(boolean);
         extra.tmpfs.extend(strings(svc.get("tmpfs")));
         extra.cap_drop = strings(svc.get("cap_drop"));
         // An interpolated `${RESTART_POLICY}` left empty means no policy given.
@@ -511,8 +568,11 @@ impl One<'_> {
             other => scalar(other),
         };
         match k {
-            "privileged" if v.as_bool() == Some(false) => return Ok(()),
-            "privileged" => extra.privileged = true,
+            "privileged" => match boolean(v) {
+                Some(false) => return Ok(()),
+                Some(true) => extra.privileged = true,
+                None => return Err(self.err(k, "expected true or false")),
+            },
             "cap_add" => extra.cap_add = strings(Some(v)),
             "devices" => extra.devices = strings(Some(v)),
             "security_opt" => extra.security_opt = strings(Some(v)),
@@ -583,6 +643,9 @@ impl One<'_> {
         }
         let context = PathBuf::from(context);
         let under_root = within(self.inputs.root, &context);
+        // A context outside the workspace is read only once trusted: a
+        // revision's `context: /` must not walk the host, not even to show it.
+        let mut readable = true;
         if !under_root {
             self.grant(
                 "build.context",
@@ -591,6 +654,9 @@ impl One<'_> {
                     context.display()
                 ),
             );
+            let line = self.stack.grants.last().cloned().unwrap_or_default();
+            readable = crate::model::grants::load(self.inputs.root)
+                .is_some_and(|r| r.grants.contains(&line));
         }
         let dockerfile = b
             .get("dockerfile")
@@ -620,6 +686,11 @@ impl One<'_> {
             .join(".jj")
             .join("aether-build-digests.json");
         let cache = self.inputs.root.join(".jj").is_dir().then_some(cache);
+        if !readable {
+            return Ok(Some(BuildSpec::unread(
+                self.name, context, dockerfile, args, target,
+            )));
+        }
         let spec = BuildSpec::new(
             self.name,
             exclude,
@@ -781,7 +852,7 @@ impl One<'_> {
             if !target.starts_with('/') {
                 return Err(self.err(&key, "the path in the container must be absolute"));
             }
-            let ro = v.get("read_only").and_then(Value::as_bool).unwrap_or(false);
+            let ro = v.get("read_only").and_then(boolean).unwrap_or(false);
             let suffix = if ro { ":ro" } else { "" };
             match kind.as_str() {
                 "volume" => {
@@ -815,18 +886,35 @@ impl One<'_> {
                             if ro {
                                 self.warn(&key, "read-only is not honoured for the volume's owner (the first service to mount it)");
                             }
+                            if volumes.contains_key(&name) {
+                                return Err(self.err(&key, &format!("volume `{source}` is mounted twice, or its name clashes with another's as Aether names volumes (`{name}`); rename one")));
+                            }
                             volumes.insert(name, target);
                         }
                     }
                 }
                 "bind" => {
                     let source = PathBuf::from(v.get("source").map(scalar).unwrap_or_default());
-                    if !within(self.inputs.root, &source) {
+                    let nested = self.tables.rw_binds.iter().any(|(svc, other)| {
+                        !(svc == self.name && other == &source)
+                            && source != *other
+                            && source.starts_with(other)
+                    });
+                    if !within(self.inputs.root, &source) || nested {
+                        // The path as it resolves now, and the mode: a link
+                        // pointed elsewhere later is another grant.
+                        let real = resolved(&source);
+                        let why = match nested {
+                            true => "under another writable mount, which a container could turn into a link",
+                            false => "a host path outside the workspace",
+                        };
                         self.grant(
                             &key,
                             &format!(
-                                "{} -> {target} (a host path outside the workspace)",
-                                source.display()
+                                "{} (resolves to {}) -> {target} {} ({why})",
+                                source.display(),
+                                real.display(),
+                                if ro { "read-only" } else { "read-write" }
                             ),
                         );
                     }
@@ -1014,6 +1102,43 @@ fn volume_name(source: &str) -> String {
     n
 }
 
+/// A Compose boolean: YAML's, or a string an interpolation left (`"true"`).
+fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Some(true),
+            "false" | "no" | "0" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Where a path resolves now (its longest existing part, symlinks followed).
+fn resolved(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut tail = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return tail
+                .iter()
+                .rev()
+                .fold(real, |acc: PathBuf, c: &std::ffi::OsString| acc.join(c));
+        }
+        match (
+            existing.file_name().map(|f| f.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                tail.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
 fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(a)) => a.iter().map(scalar).collect(),
@@ -1071,7 +1196,7 @@ pub fn duration(s: &str) -> Option<Duration> {
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(after.len());
         let (unit, next) = after.split_at(unit_len);
-        let n: f64 = num.parse().ok()?;
+        let n: f64 = num.parse().ok().filter(|n: &f64| n.is_finite())?;
         let secs = match unit {
             "ns" => n / 1e9,
             "us" | "µs" => n / 1e6,
@@ -1081,7 +1206,7 @@ pub fn duration(s: &str) -> Option<Duration> {
             "h" => n * 3600.0,
             _ => return None,
         };
-        total += Duration::from_secs_f64(secs);
+        total = total.checked_add(Duration::try_from_secs_f64(secs).ok()?)?;
         rest = next;
     }
     Some(total)
@@ -1113,27 +1238,7 @@ pub fn within(root: &Path, path: &Path) -> bool {
     let Ok(root) = root.canonicalize() else {
         return false;
     };
-    let mut existing = path.to_path_buf();
-    let mut tail = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            let full = tail
-                .iter()
-                .rev()
-                .fold(real, |acc: PathBuf, c: &std::ffi::OsString| acc.join(c));
-            return full.starts_with(&root);
-        }
-        match (
-            existing.file_name().map(|f| f.to_os_string()),
-            existing.parent(),
-        ) {
-            (Some(name), Some(parent)) => {
-                tail.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => return false,
-        }
-    }
+    path.is_absolute() && resolved(path).starts_with(&root)
 }
 
 #[cfg(test)]
