@@ -533,7 +533,10 @@ fn plan_service(
         // A one-shot job that completed stays as it ended (Compose's
         // `service_completed_successfully`); a failed one runs again. A
         // service whose restart policy is "no" is never started again.
-        Some(c) if svc.completes && c.state == ServiceState::Exited && c.exit_code == Some(0) => {}
+        Some(c)
+            if svc.completes
+                && c.state == ServiceState::Exited
+                && c.exit_code.is_none_or(|code| code == 0) => {}
         Some(c)
             if !svc.completes
                 && c.state == ServiceState::Exited

@@ -99,6 +99,9 @@ struct Watcher {
     /// The last error reported per workspace, so a standing one (a typo in
     /// aether.toml) is reported once, not on every pass.
     standing: BTreeMap<String, String>,
+    /// Warnings already reported (a Compose file's rewrites are read
+    /// again by every pass, and said once).
+    warned: std::collections::BTreeSet<String>,
     stop: Option<&'static str>,
 }
 
@@ -131,6 +134,7 @@ impl Watcher {
             },
             expiry: None,
             standing: BTreeMap::new(),
+            warned: Default::default(),
             stop: None,
         })
         .inspect(|_| spawn_signal_forwarder(tx))
@@ -443,7 +447,14 @@ impl Watcher {
         let report = reconcile::reconcile_all(&applier, &options).await?;
         self.expiry = report.next_expiry;
         let took = now.elapsed();
-        let warnings = applier.warnings.lock().unwrap().clone();
+        let warnings: Vec<String> = applier
+            .warnings
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| self.warned.insert((*w).clone()))
+            .cloned()
+            .collect();
         drop(applier);
         self.log_outcome(&report, &warnings);
         if !report.errors.is_empty() {
