@@ -818,3 +818,53 @@ fn interpolation_agrees_with_compose() {
     }
     assert!(checked >= 50, "only {checked} cases checked");
 }
+
+/// On the remote backend the build context goes to the remote engine, the
+/// image is built where it runs, and the stack is reached through `ajj
+/// run`'s forwards.
+#[test]
+fn a_build_runs_on_the_remote_engine() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start();
+    let repo = TestRepo::new(Some(&format!(
+        "{}\n[compose]\nfiles = [\"app/compose.yaml\"]\n",
+        sshd.backend_toml("")
+    )));
+    let dockerfile = format!(
+        "FROM aether-test/busybox:1\nRUN echo remote-{} > /id\nCOPY site /site\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/site\"]\n",
+        std::process::id()
+    );
+    for (path, text) in [
+        ("app/compose.yaml", BUILD_COMPOSE),
+        ("app/Dockerfile", dockerfile.as_str()),
+        ("site/index.html", "remote v1\n"),
+    ] {
+        let p = repo.main.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    repo.jj(&["commit", "-m", "remote build"]).success();
+    repo.use_sshd(&sshd);
+    let a = repo.add("a");
+    assert_eq!(a["backend"], "docker-remote", "{a}");
+    assert_eq!(built(&a), 1, "{a}");
+    let tag = a["images_built"][0].as_str().unwrap().to_string();
+    let got = repo
+        .ajj_in(
+            &repo.ws("a"),
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "curl -sf \"http://127.0.0.1:$WEB_PORT/index.html\"",
+            ],
+        )
+        .success();
+    assert_eq!(got.stdout, "remote v1\n");
+    repo.ajj(&["workspace", "forget", "a"]).success();
+    assert!(repo
+        .docker_names("container", "label=dev.aether.workspace=a")
+        .is_empty());
+    remove_images(&[tag]);
+}
