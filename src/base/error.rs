@@ -258,6 +258,37 @@ impl fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
+/// CONFIG_INVALID at a place of a config file (aether.toml or a Compose
+/// file): `file:line:column: `key`: message`, each in the details too. A
+/// line of 0 is not known, and left out of the message.
+pub fn located_error(
+    path: &std::path::Path,
+    (line, column): (usize, usize),
+    key: &str,
+    message: &str,
+    hint: String,
+) -> CommandError {
+    let location = match (line, column) {
+        (0, _) => path.display().to_string(),
+        (l, 0) => format!("{}:{l}", path.display()),
+        (l, c) => format!("{}:{l}:{c}", path.display()),
+    };
+    let keyed = if key.is_empty() || key == "." {
+        String::new()
+    } else {
+        format!("`{key}`: ")
+    };
+    CommandError::new(
+        ErrorCode::ConfigInvalid,
+        format!("{location}: {keyed}{message}"),
+    )
+    .hint(hint)
+    .detail("file", path.display().to_string())
+    .detail("line", line)
+    .detail("column", column)
+    .detail("key", key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

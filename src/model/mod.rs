@@ -14,6 +14,7 @@ pub mod grants;
 pub mod jj;
 pub mod pending_add;
 pub mod repo;
+pub mod service;
 pub mod ssh_target;
 pub mod state;
 pub mod trust;

@@ -1,7 +1,7 @@
 //! Compose files as a source of services: finding them, reading them as
 //! Compose does (YAML anchors and `<<` merge keys, interpolation, override
 //! files, `extends`, profiles), then [`translate`] turns each service into
-//! Aether's [`Service`](crate::model::config::Service), with every rewrite
+//! Aether's [`Service`](crate::model::service::Service), with every rewrite
 //! warned about, every key that breaks isolation refused, and every key that
 //! widens the sandbox towards the host listed as a grant that needs trust.
 //!
@@ -165,7 +165,7 @@ pub(crate) struct Project {
 /// An error at a place in a Compose file: file, line (when it can be
 /// found), key path.
 pub(crate) fn error_at(file: &Path, text: &str, key: &str, message: &str) -> CommandError {
-    crate::model::config::located_error(
+    crate::base::error::located_error(
         file,
         (locate(text, key).unwrap_or(0), 0),
         key,
@@ -442,7 +442,7 @@ fn read_file(path: &Path, base_dir: &Path, env: &Env, unset: &mut Vec<String>) -
     let meta = std::fs::metadata(path);
     if let Ok(m) = &meta {
         if !m.is_file() || m.len() > MAX_FILE_BYTES {
-            return Err(crate::model::config::located_error(
+            return Err(crate::base::error::located_error(
                 path,
                 (0, 0),
                 "",
@@ -466,7 +466,7 @@ fn read_file(path: &Path, base_dir: &Path, env: &Env, unset: &mut Vec<String>) -
         let at = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        crate::model::config::located_error(
+        crate::base::error::located_error(
             path,
             at,
             "",

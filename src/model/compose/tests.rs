@@ -2,7 +2,7 @@
 
 use super::translate::{load, Stack};
 use super::*;
-use crate::model::config::DependsOn;
+use crate::model::service::DependsOn;
 
 struct Ws {
     dir: tempfile::TempDir,

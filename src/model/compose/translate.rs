@@ -8,7 +8,7 @@ use super::build::BuildSpec;
 use super::merge::scalar;
 use super::{error_at, load_project, File, Inputs, Project};
 use crate::base::error::Result;
-use crate::model::config::{
+use crate::model::service::{
     valid_service_name, ContainerExtra, DependsOn, Healthcheck, Service, ServiceSpec,
     DEFAULT_READY_TIMEOUT, DEFAULT_STOP_TIMEOUT,
 };
