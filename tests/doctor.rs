@@ -111,8 +111,8 @@ fn a_committed_env_an_invalid_config_and_a_missing_image_are_each_named() {
 fn a_nearly_full_network_pool_warns_and_a_full_one_fails() {
     let Some(()) = env() else { return };
     let repo = TestRepo::new(Some(&busybox_web("")));
-    // Two /24s, unused on this machine; one workspace takes one.
-    repo.set_env("AETHER_NETWORK_POOL", "10.217.0.0/23");
+    // Two /27 blocks, unused on this machine; one workspace takes one.
+    repo.set_env("AETHER_NETWORK_POOL", "10.217.0.0/26");
     repo.add("one");
     let (report, _) = doctor(&repo);
     let networks = check(&report, "networks");

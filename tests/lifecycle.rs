@@ -554,22 +554,22 @@ fn reconcile_collects_a_deleted_workspace_directory_and_skips_broken_configs() {
     assert_eq!(repo.docker_names("container", &ws("broken")).len(), 1);
 }
 
-/// `AETHER_NETWORK_POOL`: each workspace network gets a free /24 of it,
+/// `AETHER_NETWORK_POOL`: each workspace network gets a free /27 of it,
 /// skipping ranges other networks hold; a full pool is a clear error.
 #[test]
 fn network_pool_gives_each_workspace_a_free_subnet() {
     let Some(()) = env() else { return };
     let repo = TestRepo::new(Some(&busybox_web("")));
-    // A /23 holds two /24s; a foreign network takes one of them.
+    // A /26 holds two /27s; a foreign network takes one of them.
     let base = 200 + (std::process::id() % 50) as u8;
-    let pool = format!("10.{base}.0.0/23");
+    let pool = format!("10.{base}.0.0/26");
     let foreign = format!("foreign-net-{}", std::process::id());
     let made = Command::new("docker")
         .args([
             "network",
             "create",
             "--subnet",
-            &format!("10.{base}.1.0/24"),
+            &format!("10.{base}.0.32/27"),
         ])
         .args([
             "--label",
@@ -600,7 +600,7 @@ fn network_pool_gives_each_workspace_a_free_subnet() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&subnet.stdout).trim(),
-        format!("10.{base}.0.0/24")
+        format!("10.{base}.0.0/27")
     );
     assert!(curl(&format!(
         "http://127.0.0.1:{}/",

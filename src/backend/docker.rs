@@ -5,11 +5,11 @@
 //! clients reach them through forwards from ports reserved here.
 
 use super::meta;
-use super::subnets;
 use super::{
     labels, parse_ports_label, Backend, BackendEvent, ContainerRequest, EventKind, LiveStatus,
     Observed, ObservedContainer, ObservedObject, ServiceState, WorkspaceRef,
 };
+use super::{subnets, Isolation};
 use super::{BackendError, ExecOutput, ExecSession, Fault, LogLine, LogQuery, LogStream, Result};
 use crate::backend::engine::{Engine, Quirk};
 use crate::backend::readiness;
@@ -60,6 +60,8 @@ pub struct DockerBackend {
     remote: Option<Master>,
     /// Docker or Podman, from the `/version` the connection made anyway.
     engine: Engine,
+    /// Network blocks this process is creating now (see `create_network`).
+    claimed_blocks: std::sync::Mutex<Vec<subnets::Cidr>>,
 }
 
 /// Who holds a container name that a create found taken.
@@ -86,6 +88,7 @@ impl DockerBackend {
             engine: Engine::Docker {
                 version: String::new(),
             },
+            claimed_blocks: Default::default(),
         };
         backend.negotiate().await?;
         Ok(backend)
@@ -111,6 +114,7 @@ impl DockerBackend {
             engine: Engine::Docker {
                 version: String::new(),
             },
+            claimed_blocks: Default::default(),
         };
         if let Err(e) = backend.negotiate().await {
             if e.code != ErrorCode::DockerUnreachable {
@@ -422,7 +426,9 @@ fn refusal(message: &str) -> Option<Refusal> {
         Some(Refusal::Ambiguous)
     } else if says("non-overlapping IPv4 address pool") {
         Some(Refusal::PoolExhausted)
-    } else if says("overlaps") {
+    } else if says("overlaps") || says("is already used on the host") {
+        // Docker: "Pool overlaps with other one on this address space";
+        // Podman 4.3: "subnet … is already used on the host or by another config".
         Some(Refusal::SubnetOverlaps)
     } else {
         None
@@ -753,88 +759,149 @@ impl DockerBackend {
         Ok(())
     }
 
-    /// Without a pool the engine picks the range; with one, each try is a
-    /// free /24 of it, and a range taken meanwhile moves on to the next.
-    async fn subnet_tries(&self, name: &str) -> Result<Vec<Option<subnets::Cidr>>> {
-        Ok(match subnets::pool_from_env()? {
-            None => vec![None],
-            Some(pool) => {
-                let used = self.used_subnets().await?;
-                let seed = name
-                    .bytes()
-                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-                subnets::candidates(pool, &used, seed)
-                    .into_iter()
-                    .take(32)
-                    .map(Some)
-                    .collect()
-            }
+    /// What a new workspace network's block must not overlap: every
+    /// network's subnets (listed now), and the routes and `daemon.json`
+    /// pools of the engine's host (read at each allocation: a VPN may have
+    /// come up since).
+    async fn taken_addresses(&self) -> Result<subnets::Taken> {
+        let (networks, (routes, daemon)) = tokio::join!(self.all_subnets(), self.host_addressing());
+        Ok(subnets::Taken {
+            networks: networks?.into_iter().map(|(_, c)| c).collect(),
+            routes: subnets::parse_routes(&routes),
+            pools: subnets::daemon_pools(&daemon),
         })
     }
 
+    /// `/proc/net/route` and `daemon.json` of the engine's host: read here
+    /// for a local engine, over the master for a remote one.
+    async fn host_addressing(&self) -> (String, String) {
+        match &self.remote {
+            None => (
+                std::fs::read_to_string("/proc/net/route").unwrap_or_default(),
+                std::fs::read_to_string("/etc/docker/daemon.json").unwrap_or_default(),
+            ),
+            Some(m) => {
+                let m = m.clone();
+                tokio::task::spawn_blocking(move || m.host_addressing())
+                    .await
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// Creates the workspace's network on a block of its own. Concurrent
+    /// creators need no lock: the engine refuses a subnet that overlaps
+    /// another network's, and the refused one moves on to the next free
+    /// block. Within this process, blocks being created are skipped too, so
+    /// a pass creating many networks at once does not race itself.
     async fn create_network(
         &self,
         ws: WorkspaceRef<'_>,
         name: &str,
-        tries: &[Option<subnets::Cidr>],
+        services: usize,
     ) -> Result<String> {
-        for subnet in tries {
-            self.count();
-            let req = NetworkCreateRequest {
-                name: name.to_string(),
-                driver: Some("bridge".into()),
-                labels: Some(self.base_labels(ws)),
-                ipam: subnet.map(|s| Ipam {
-                    config: Some(vec![IpamConfig {
-                        subnet: Some(s.to_string()),
-                        gateway: Some(subnets::gateway(s)),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-                ..Default::default()
+        let policy = subnets::Policy::from_env()?;
+        if policy == subnets::Policy::Engine {
+            return self.create_network_on(ws, name, None).await;
+        }
+        let ranges = policy.ranges();
+        let prefix = subnets::prefix_for(services);
+        let mut taken = self.taken_addresses().await?;
+        for _ in 0..64 {
+            let block = {
+                let mut claimed = self.claimed_blocks.lock().expect("claimed blocks");
+                let next = subnets::candidates(&ranges, prefix, &taken, &claimed).next();
+                if let Some(b) = next {
+                    claimed.push(b);
+                }
+                next
             };
-            match self.docker.create_network(req).await {
-                Ok(r) => return Ok(r.id),
-                Err(BollardError::DockerResponseServerError { message, .. })
-                    if subnet.is_some() && refusal(&message) == Some(Refusal::SubnetOverlaps) =>
-                {
-                    continue
-                }
-                Err(BollardError::DockerResponseServerError { message, .. })
-                    if refusal(&message) == Some(Refusal::PoolExhausted) =>
-                {
-                    return Err(BackendError::from(CommandError::new(
-                        ErrorCode::NetworkPoolExhausted,
-                        format!("Docker has no address range left for network {name}: {message}"),
-                    )
-                    .hint(format!(
-                        "each workspace has its own network and Docker's default pools hold about 30; \
-                         forget unused workspaces (`ajj status --all`), give Aether a range of its own \
-                         ({}=10.203.0.0/16, one /24 per workspace), or give Docker more, smaller pools in \
-                         /etc/docker/daemon.json: {{\"default-address-pools\": [{{\"base\": \"172.80.0.0/12\", \"size\": 24}}]}}",
-                        subnets::ENV
-                    ))))
-                }
-                Err(e) => return Err(self.api_error(&format!("creating network {name}"), e)),
+            let Some(block) = block else { break };
+            let created = self.create_network_on(ws, name, Some(block)).await;
+            self.claimed_blocks
+                .lock()
+                .expect("claimed blocks")
+                .retain(|b| *b != block);
+            match created {
+                Err(e) if e.fault == Fault::Conflict => taken.networks.push(block),
+                other => return other,
             }
         }
+        let census = subnets::census(&ranges, prefix, &taken);
         Err(BackendError::from(
             CommandError::new(
                 ErrorCode::NetworkPoolExhausted,
                 format!(
-                    "{} has no free /24 left for network {name}",
-                    std::env::var(subnets::ENV).unwrap_or_default()
+                    "no free /{prefix} block is left for network {name} in {}: {census}",
+                    policy.describe()
                 ),
             )
             .hint(format!(
-                "forget unused workspaces, or set {} to a larger range",
+                "forget unused workspaces (`ajj status --all`), or set {}= to a larger range of your own, e.g. 10.203.0.0/16",
                 subnets::ENV
-            )),
+            ))
+            .detail("free", census.free)
+            .detail("total", census.total)
+            .detail("overlapping_networks", census.by_networks)
+            .detail("overlapping_routes", census.by_routes)
+            .detail("overlapping_pools", census.by_pools),
         ))
     }
 
-    async fn used_subnets(&self) -> Result<Vec<subnets::Cidr>> {
+    /// One create: on `block`, or where the engine chooses. A block that
+    /// overlaps another network is a `Conflict`.
+    async fn create_network_on(
+        &self,
+        ws: WorkspaceRef<'_>,
+        name: &str,
+        block: Option<subnets::Cidr>,
+    ) -> Result<String> {
+        self.count();
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(self.base_labels(ws)),
+            ipam: block.map(|s| Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(s.to_string()),
+                    gateway: Some(subnets::gateway(s)),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(r) => Ok(r.id),
+            Err(BollardError::DockerResponseServerError { message, .. })
+                if block.is_some() && refusal(&message) == Some(Refusal::SubnetOverlaps) =>
+            {
+                Err(BackendError::with(
+                    Fault::Conflict,
+                    CommandError::new(ErrorCode::DockerError, message),
+                ))
+            }
+            Err(BollardError::DockerResponseServerError { message, .. })
+                if refusal(&message) == Some(Refusal::PoolExhausted) =>
+            {
+                Err(BackendError::from(
+                    CommandError::new(
+                        ErrorCode::NetworkPoolExhausted,
+                        format!("the engine has no address range left for network {name}: {message}"),
+                    )
+                    .hint(format!(
+                        "{}=engine leaves the choice to the engine, whose default pools hold about 30 networks; \
+                         unset it and Aether gives each workspace a /27 of those same ranges",
+                        subnets::ENV
+                    )),
+                ))
+            }
+            Err(e) => Err(self.api_error(&format!("creating network {name}"), e)),
+        }
+    }
+
+    /// Every network's subnets on the engine, whoever made them: (name, subnet).
+    async fn all_subnets(&self) -> Result<Vec<(String, subnets::Cidr)>> {
         self.count();
         let all = self
             .docker
@@ -843,9 +910,14 @@ impl DockerBackend {
             .map_err(|e| self.api_error("listing networks", e))?;
         Ok(all
             .into_iter()
-            .filter_map(|n| n.ipam?.config)
-            .flatten()
-            .filter_map(|c| subnets::Cidr::parse(&c.subnet?))
+            .flat_map(|n| {
+                let name = n.name.unwrap_or_default();
+                n.ipam
+                    .and_then(|i| i.config)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(move |c| Some((name.clone(), subnets::Cidr::parse(&c.subnet?)?)))
+            })
             .collect())
     }
 
@@ -1007,32 +1079,44 @@ impl Backend for DockerBackend {
         }
     }
 
-    async fn isolation_capacity(&self) -> Result<Option<(usize, usize)>> {
-        let used = self.used_subnets().await?;
-        let pools = match subnets::pool_from_env()? {
-            Some(pool) => vec![(pool, 24)],
-            None => {
-                self.count();
-                let info = self
-                    .docker
-                    .info()
-                    .await
-                    .map_err(|e| self.api_error("reading the engine's info", e))?;
-                let configured: Vec<(subnets::Cidr, u8)> = info
-                    .default_address_pools
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|p| {
-                        Some((subnets::Cidr::parse(&p.base?)?, u8::try_from(p.size?).ok()?))
-                    })
-                    .collect();
-                match configured.is_empty() {
-                    true => subnets::docker_default_pools(),
-                    false => configured,
-                }
-            }
+    async fn isolation_capacity(&self) -> Result<Option<Isolation>> {
+        let policy = subnets::Policy::from_env()?;
+        let (all, (routes, daemon)) = tokio::join!(self.all_subnets(), self.host_addressing());
+        let all = all?;
+        let taken = subnets::Taken {
+            networks: all.iter().map(|(_, c)| *c).collect(),
+            routes: subnets::parse_routes(&routes),
+            pools: subnets::daemon_pools(&daemon),
         };
-        Ok(Some(subnets::capacity(&pools, &used)))
+        // This repo's networks that a route of the host overlaps now.
+        let ours = self.observe(None).await?;
+        let conflicts = ours
+            .networks
+            .iter()
+            .flat_map(|n| {
+                all.iter()
+                    .filter(move |(name, _)| *name == n.name)
+                    .map(move |(_, subnet)| (n.workspace.clone(), subnet))
+            })
+            .flat_map(|(workspace, subnet)| {
+                subnets::conflicting_routes(subnet, &taken.routes, &taken.networks)
+                    .into_iter()
+                    .map(move |route| (workspace.clone(), subnet.to_string(), route.to_string()))
+            })
+            .collect();
+        let census = match policy {
+            subnets::Policy::Engine => None,
+            _ => Some(subnets::census(
+                &policy.ranges(),
+                subnets::BLOCK_PREFIX,
+                &taken,
+            )),
+        };
+        Ok(Some(Isolation {
+            census,
+            ranges: policy.describe(),
+            conflicts,
+        }))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -1318,7 +1402,7 @@ impl Backend for DockerBackend {
         }
     }
 
-    async fn ensure_network(&self, ws: WorkspaceRef<'_>) -> Result<String> {
+    async fn ensure_network(&self, ws: WorkspaceRef<'_>, services: usize) -> Result<String> {
         let name = self.network_name(ws);
         // Found by label, not by name: engines before 25 accept a second
         // network of the same name (a create still in flight from a killed
@@ -1331,8 +1415,7 @@ impl Backend for DockerBackend {
         {
             return Ok(oldest.1);
         }
-        let tries = self.subnet_tries(&name).await?;
-        self.create_network(ws, &name, &tries).await
+        self.create_network(ws, &name, services).await
     }
 
     async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()> {

@@ -234,7 +234,7 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    async fn ensure_network(&self, ws: WorkspaceRef<'_>) -> Result<String> {
+    async fn ensure_network(&self, ws: WorkspaceRef<'_>, _services: usize) -> Result<String> {
         self.call(format!("ensure_network {}", ws.name))?;
         let existing = self
             .world

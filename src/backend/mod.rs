@@ -290,6 +290,18 @@ pub trait Naming {
     fn volume_name(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> String;
 }
 
+/// How workspace networks stand on an engine (`ajj doctor`).
+#[derive(Debug, Clone, Default)]
+pub struct Isolation {
+    /// The blocks of the ranges Aether allocates from: `None` when the
+    /// engine chooses (`AETHER_NETWORK_POOL=engine`).
+    pub census: Option<subnets::Census>,
+    /// Those ranges, named for a person.
+    pub ranges: String,
+    /// This repo's workspace networks that a host route overlaps: (workspace, subnet, route).
+    pub conflicts: Vec<(String, String, String)>,
+}
+
 /// Implemented by each place Aether can run services.
 #[allow(async_fn_in_trait)]
 pub trait Backend: Naming {
@@ -324,9 +336,10 @@ pub trait Backend: Naming {
     async fn engine_version(&self) -> Result<String>;
     /// Whether an image is here already (no pull).
     async fn image_present(&self, image: &str) -> Result<bool>;
-    /// How many more isolation units can be made, of how many: `None` where
-    /// there is no such limit (a cluster's namespaces).
-    async fn isolation_capacity(&self) -> Result<Option<(usize, usize)>> {
+    /// How the isolation units stand (free and total address blocks,
+    /// networks a host route now overlaps): `None` where there is no such
+    /// limit (a cluster's namespaces).
+    async fn isolation_capacity(&self) -> Result<Option<Isolation>> {
         Ok(None)
     }
     /// All objects of the repo, or of one workspace: one list per object kind.
@@ -345,8 +358,9 @@ pub trait Backend: Naming {
     async fn built_images(&self) -> Result<Vec<(String, Vec<String>)>>;
     /// Removes an image; one still used by a container stays (no error).
     async fn remove_image(&self, id: &str) -> Result<()>;
-    /// The workspace's network, created if missing; returns its id.
-    async fn ensure_network(&self, ws: WorkspaceRef<'_>) -> Result<String>;
+    /// The workspace's network, created if missing, with room for
+    /// `services` containers; returns its id.
+    async fn ensure_network(&self, ws: WorkspaceRef<'_>, services: usize) -> Result<String>;
     async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()>;
     /// Creates and starts the container; when it fails, nothing is left
     /// behind. `PortTaken`: pick another port. `Conflict`: the workspace's

@@ -34,6 +34,8 @@ pub enum ErrorCode {
     ImageNotFound,
     /// The engine has no address range left for another network.
     NetworkPoolExhausted,
+    /// A workspace network overlaps a route of the engine's host (`ajj doctor`).
+    NetworkOverlapsRoute,
     PortConflict,
     ReadinessTimeout,
     /// A container exited while Aether waited for it to become ready.
@@ -90,6 +92,7 @@ impl ErrorCode {
         ErrorCode::DockerError,
         ErrorCode::ImageNotFound,
         ErrorCode::NetworkPoolExhausted,
+        ErrorCode::NetworkOverlapsRoute,
         ErrorCode::PortConflict,
         ErrorCode::ReadinessTimeout,
         ErrorCode::ServiceExited,
@@ -132,6 +135,7 @@ impl ErrorCode {
             ErrorCode::DockerError => "DOCKER_ERROR",
             ErrorCode::ImageNotFound => "IMAGE_NOT_FOUND",
             ErrorCode::NetworkPoolExhausted => "NETWORK_POOL_EXHAUSTED",
+            ErrorCode::NetworkOverlapsRoute => "NETWORK_OVERLAPS_ROUTE",
             ErrorCode::PortConflict => "PORT_CONFLICT",
             ErrorCode::ReadinessTimeout => "READINESS_TIMEOUT",
             ErrorCode::ServiceExited => "SERVICE_EXITED",

@@ -1,7 +1,7 @@
 //! `ajj doctor`: what stands between this machine and a working `ajj
 //! workspace add`, checked read-only and fast (no pull, no container).
 
-use crate::backend::{ports, Backend};
+use crate::backend::{ports, Backend, Isolation};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::commands::{print_json, CommandHelper};
 use crate::model::repo::RepoContext;
@@ -211,35 +211,71 @@ async fn check_backend(helper: &CommandHelper, ctx: &RepoContext, images: &[Stri
         Ok(v) => Check::ok("backend", v),
         Err(e) => Check::from_error("backend", Status::Fail, &e.into()),
     }];
-    checks.push(match backend.isolation_capacity().await {
-        Ok(Some((free, total))) => networks(free, total),
-        Ok(None) => Check::ok("networks", "no limit on workspace networks"),
-        Err(e) => Check::from_error("networks", Status::Warn, &e.into()),
-    });
+    match backend.isolation_capacity().await {
+        Ok(Some(isolation)) => checks.extend(networks(&isolation)),
+        Ok(None) => checks.push(Check::ok("networks", "no limit on workspace networks")),
+        Err(e) => checks.push(Check::from_error("networks", Status::Warn, &e.into())),
+    }
     for name in images {
         checks.push(image(&backend, name).await);
     }
     checks
 }
 
-fn networks(free: usize, total: usize) -> Check {
-    let message = format!("{free} more workspace network(s) fit ({total} in the address pools)");
-    if free >= 5 {
-        return Check::ok("networks", message);
-    }
-    let mut c = Check::from_error(
-        "networks",
-        if free == 0 { Status::Fail } else { Status::Warn },
-        &CommandError::new(ErrorCode::NetworkPoolExhausted, message)
+/// How many more workspace networks fit, and any that a route of the
+/// host now overlaps (a VPN that came up after the network was made).
+fn networks(isolation: &Isolation) -> Vec<Check> {
+    let mut checks = vec![match isolation.census {
+        None => Check::ok(
+            "networks",
+            format!("workspace networks take {}", isolation.ranges),
+        ),
+        Some(census) if census.free >= 5 => Check::ok(
+            "networks",
+            format!(
+                "{} more workspace network(s) fit in {}",
+                census.free, isolation.ranges
+            ),
+        ),
+        Some(census) => {
+            let status = if census.free == 0 {
+                Status::Fail
+            } else {
+                Status::Warn
+            };
+            Check::from_error(
+                "networks",
+                status,
+                &CommandError::new(
+                    ErrorCode::NetworkPoolExhausted,
+                    format!("only {} more workspace network(s) fit in {}: {census}", census.free, isolation.ranges),
+                )
+                .hint(format!(
+                    "forget unused workspaces (`ajj status --all`), or set {}= to a larger range of your own, e.g. 10.203.0.0/16",
+                    crate::backend::subnets::ENV
+                ))
+                .detail("free", census.free)
+                .detail("total", census.total),
+            )
+        }
+    }];
+    for (workspace, subnet, route) in &isolation.conflicts {
+        checks.push(Check::from_error(
+            "networks",
+            Status::Warn,
+            &CommandError::new(
+                ErrorCode::NetworkOverlapsRoute,
+                format!("the network of workspace {workspace} ({subnet}) overlaps the host's route to {route}"),
+            )
             .hint(format!(
-                "forget unused workspaces (`ajj status --all`), give Aether a range of its own ({}=10.203.0.0/16, one /24 per workspace), or give Docker more, smaller pools in /etc/docker/daemon.json",
-                crate::backend::subnets::ENV
+                "its containers cannot reach {route} (a VPN or LAN that came up later); `ajj workspace forget {workspace}` and add it again to get a free block"
             ))
-            .detail("free", free)
-            .detail("total", total),
-    );
-    c.message = format!("only {}", c.message);
-    c
+            .detail("workspace", workspace)
+            .detail("subnet", subnet)
+            .detail("route", route),
+        ));
+    }
+    checks
 }
 
 async fn image(backend: &impl Backend, image: &str) -> Check {

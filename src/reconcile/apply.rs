@@ -303,7 +303,10 @@ impl<'a, B: Backend> Applier<'a, B> {
             .any(|a| starts(a) || matches!(a, Action::CreateNetwork { .. }));
         let network = async {
             match (needs_network, owner) {
-                (true, Some(owner)) => self.backend.ensure_network(owner).await.map(Some),
+                (true, Some(owner)) => {
+                    let services = desired.map_or(1, |d| d.config.services.len());
+                    self.backend.ensure_network(owner, services).await.map(Some)
+                }
                 _ => Ok(None),
             }
         };

@@ -207,6 +207,28 @@ impl Master {
         Ok(())
     }
 
+    /// The remote host's IPv4 routes (`/proc/net/route`) and its Docker
+    /// `daemon.json`, in one round trip over the master; either is empty
+    /// when unreadable. A new workspace network must overlap neither.
+    pub fn host_addressing(&self) -> (String, String) {
+        // A fixed command line: nothing typed by anyone reaches the shell.
+        let out = self
+            .ssh()
+            .args(self.target.args())
+            .arg("cat /proc/net/route 2>/dev/null; echo @@aether@@; cat /etc/docker/daemon.json 2>/dev/null; true")
+            .stderr(Stdio::null())
+            .output();
+        let text = out
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        match text.split_once("@@aether@@") {
+            Some((routes, daemon)) => (routes.to_string(), daemon.to_string()),
+            None => (String::new(), String::new()),
+        }
+    }
+
     /// Why the remote Docker socket did not answer, asked over the master.
     /// Only called on failure, so the happy path costs no extra round trip.
     pub fn diagnose_docker(&self, cause: &str) -> CommandError {

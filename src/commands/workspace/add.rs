@@ -206,7 +206,7 @@ async fn add_and_provision(
             let speculate = should_speculate(ctx, target, &observed);
             if !target.dest_holds_files {
                 PendingAdd {
-                    network_requested: speculate,
+                    network_requested: speculate.is_some(),
                     ..record.clone()
                 }
                 .save(ctx)?;
@@ -237,7 +237,7 @@ async fn add_and_provision(
             }
             PendingAdd {
                 phase: Phase::CheckedOut,
-                network_requested: speculate,
+                network_requested: speculate.is_some(),
                 ..record.clone()
             }
             .save(ctx)?;
@@ -430,7 +430,7 @@ async fn add_beside_network(
     args: &Args,
     target: &Target,
     backend: &impl Backend,
-    speculate: bool,
+    speculate: Option<usize>,
 ) -> Added {
     let jj_args = jj_add_args(helper, args, target);
     let json = args.json;
@@ -444,8 +444,11 @@ async fn add_beside_network(
     let others = tokio::task::spawn_blocking(move || jj::list_workspaces(&list_root));
     let early_network = async {
         match speculate {
-            true => backend.ensure_network(target.predicted()).await.ok(),
-            false => None,
+            Some(services) => backend
+                .ensure_network(target.predicted(), services)
+                .await
+                .ok(),
+            None => None,
         }
     };
     let (added, others, network_id) = tokio::join!(jj_add, others, early_network);
@@ -459,10 +462,15 @@ async fn add_beside_network(
 /// Creating the network takes as long as jj does, and needs no config:
 /// start it now if this workspace declares services (the new one most
 /// likely does too), and take it back if that guess was wrong.
-fn should_speculate(ctx: &RepoContext, target: &Target, observed: &Observed) -> bool {
-    !observed.networks.iter().any(|n| {
+/// How many services the new workspace's network is made for ahead of
+/// its config (this workspace's count: a new workspace starts from the same
+/// files), or `None` when it is not made early.
+fn should_speculate(ctx: &RepoContext, target: &Target, observed: &Observed) -> Option<usize> {
+    let exists = observed.networks.iter().any(|n| {
         n.workspace == target.name && n.root.as_deref() == Some(target.predicted_root.as_path())
-    }) && config::load_from_root(&ctx.workspace_root).is_ok_and(|c| !c.services.is_empty())
+    });
+    let services = config::load_from_root(&ctx.workspace_root).map_or(0, |c| c.services.len());
+    (!exists && services > 0).then_some(services)
 }
 
 fn jj_add_args(helper: &CommandHelper, args: &Args, target: &Target) -> Vec<OsString> {
