@@ -142,6 +142,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import compose_report  # noqa: E402
 
 lines += compose_report.section(out)
+import scale_report  # noqa: E402
+
+lines += scale_report.section(out)
 lines += ["", "Raw hyperfine exports: `bench/results/*.json` after a run.", ""]
 notes = Path(__file__).with_name("NOTES.md")
 if notes.exists():
