@@ -69,7 +69,7 @@ for n in $sizes; do
     --prepare "$ajj workspace forget extra >/dev/null 2>&1; rm -rf ../extra" \
     "$ajj workspace add ../extra" >/dev/null
   hyperfine --style none --runs 5 --export-json "$out/scale_forget_$n.json" \
-    --prepare "$ajj workspace add ../extra >/dev/null 2>&1" \
+    --prepare "$ajj workspace forget extra >/dev/null 2>&1; rm -rf ../extra; $ajj workspace add ../extra >/dev/null 2>&1" \
     "$ajj workspace forget extra" >/dev/null
   rm -rf ../extra
   # The watcher: RSS once settled, then a plain jj add until its .env.
