@@ -70,17 +70,22 @@ def section(out):
     return lines
 
 
-if __name__ == "__main__":
-    out, target = Path(sys.argv[1]), Path(sys.argv[2])
-    new = section(out)
+def splice(target, title, new):
+    """Replaces the section `title` of `target` with `new`, or inserts it
+    before the raw-exports line."""
     text = target.read_text() if target.exists() else "# Benchmarks\n"
     lines = text.split("\n")
-    if TITLE in lines:
-        start = lines.index(TITLE) - 1
+    if title in lines:
+        start = lines.index(title) - 1
         end = next((i for i in range(start + 2, len(lines)) if lines[i].startswith("### ") or lines[i].startswith("Raw hyperfine")), len(lines))
         lines[start:end] = new + [""]
     else:
         at = next((i for i, l in enumerate(lines) if l.startswith("Raw hyperfine")), len(lines))
         lines[at:at] = new + [""]
     target.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    out, target = Path(sys.argv[1]), Path(sys.argv[2])
+    splice(target, TITLE, section(out))
     print(f"wrote the Compose section of {target}")

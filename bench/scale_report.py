@@ -59,16 +59,9 @@ def section(out):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    from compose_report import splice
+
     out, target = Path(sys.argv[1]), Path(sys.argv[2])
-    new = section(out)
-    text = target.read_text() if target.exists() else "# Benchmarks\n"
-    lines = text.split("\n")
-    if TITLE in lines:
-        start = lines.index(TITLE) - 1
-        end = next((i for i in range(start + 2, len(lines)) if lines[i].startswith("### ") or lines[i].startswith("Raw hyperfine")), len(lines))
-        lines[start:end] = new + [""]
-    else:
-        at = next((i for i, l in enumerate(lines) if l.startswith("Raw hyperfine")), len(lines))
-        lines[at:at] = new + [""]
-    target.write_text("\n".join(lines))
+    splice(target, TITLE, section(out))
     print(f"wrote the fleet section of {target}")
