@@ -23,9 +23,10 @@ pub fn user_state_dir() -> Option<PathBuf> {
 /// Temp file, fsync, rename: readers see the old file or the new one, never
 /// a torn write. In a workspace root the temp file goes into `.jj/` (same
 /// filesystem, never snapshotted), so a process killed mid-write leaves no
-/// stray file for jj to commit.
+/// stray file for jj to commit. Creates the parent directories: for
+/// Aether's own directories, never for a workspace (see
+/// [`write_in_workspace`]).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let dot_jj = dir.join(".jj");
     let tmp_dir = if dot_jj.is_dir() {
@@ -33,23 +34,71 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     } else {
         dir.to_path_buf()
     };
-    let fail = |e: std::io::Error| {
-        CommandError::new(
-            ErrorCode::EnvFile,
-            format!("cannot write {}: {e}", path.display()),
-        )
-        .detail("file", path.display().to_string())
-    };
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut tmp = tempfile::Builder::new()
+    std::fs::create_dir_all(dir).map_err(|e| write_failed(path, e))?;
+    if write_via(&tmp_dir, path, bytes, mode)? {
+        Ok(())
+    } else {
+        Err(write_failed(
+            path,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ))
+    }
+}
+
+/// Writes `<root>/<rel>` atomically, like [`write_atomic`], but only while
+/// `root` is still a jj workspace: `root/.jj` is a directory. It never
+/// creates a directory. A workspace can be deleted (`rm -rf`) while a pass
+/// is deciding what to write into it; creating the root again would bring
+/// the workspace back from the dead as a directory holding only `.env`,
+/// and the environment would never be removed. `Ok(false)`: the workspace
+/// is gone (or going), nothing was written.
+pub fn write_in_workspace(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<bool> {
+    let dot_jj = root.join(".jj");
+    if !dot_jj.is_dir() {
+        return Ok(false);
+    }
+    write_via(&dot_jj, &root.join(rel), bytes, mode)
+}
+
+/// Writes `path` atomically only if its directory exists: for files kept
+/// inside a workspace's `.jj/`, which must not be created again once the
+/// workspace is deleted. `Ok(false)`: the directory is gone.
+pub fn write_if_dir_exists(path: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    write_via(dir, path, bytes, mode)
+}
+
+fn write_failed(path: &Path, e: std::io::Error) -> CommandError {
+    CommandError::new(
+        ErrorCode::EnvFile,
+        format!("cannot write {}: {e}", path.display()),
+    )
+    .detail("file", path.display().to_string())
+}
+
+/// The temp file in `tmp_dir`, then the rename; never creates a directory.
+/// `Ok(false)`: a directory was missing (removed under us).
+fn write_via(tmp_dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let mut tmp = match tempfile::Builder::new()
         .prefix(".aether-tmp-")
-        .tempfile_in(&tmp_dir)
-        .map_err(fail)?;
+        .tempfile_in(tmp_dir)
+    {
+        Ok(t) => t,
+        Err(e) if gone(&e) => return Ok(false),
+        Err(e) => return Err(write_failed(path, e)),
+    };
+    let fail = |e| write_failed(path, e);
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(fail)?;
     tmp.write_all(bytes).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+    match tmp.persist(path) {
+        Ok(_) => Ok(true),
+        // The temp file is removed with the error.
+        Err(e) if gone(&e.error) => Ok(false),
+        Err(e) => Err(write_failed(path, e.error)),
+    }
 }

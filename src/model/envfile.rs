@@ -4,7 +4,7 @@
 //! python-dotenv, Compose's `--env-file` and POSIX `sh` all read the same way.
 
 use crate::base::error::{CommandError, ErrorCode, Result};
-use crate::base::fs::write_atomic;
+use crate::base::fs::write_in_workspace;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -122,8 +122,7 @@ fn update(root: &Path, block: Option<&str>) -> Result<bool> {
         if block.is_none() {
             return Ok(false);
         }
-        write_atomic(&path, splice("", block).as_bytes(), 0o600)?;
-        return Ok(true);
+        return write_in_workspace(root, FILE_NAME, splice("", block).as_bytes(), 0o600);
     };
     let old = opened.text;
     let new = splice(&old, block);
@@ -132,11 +131,14 @@ fn update(root: &Path, block: Option<&str>) -> Result<bool> {
     }
     if new.is_empty() && block.is_none() {
         // Only Aether's block was there: leave no empty file behind.
-        std::fs::remove_file(&path).map_err(|e| CommandError::io(path.display(), e))?;
-        return Ok(true);
+        return match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            // Removed under us (the workspace is being deleted).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(CommandError::io(path.display(), e)),
+        };
     }
-    write_atomic(&path, new.as_bytes(), 0o600)?;
-    Ok(true)
+    write_in_workspace(root, FILE_NAME, new.as_bytes(), 0o600)
 }
 
 /// A `.env` read as a regular file of the workspace root.
@@ -418,6 +420,7 @@ mod tests {
     fn a_missing_file_is_created_and_other_failures_are_named() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".jj")).unwrap();
         assert!(read_all(dir.path()).unwrap().is_empty());
         assert!(!clear(dir.path()).unwrap(), "nothing to clear");
         assert!(!dir.path().join(FILE_NAME).exists());
@@ -433,6 +436,21 @@ mod tests {
         let e = read_all(&file).unwrap_err();
         assert_eq!(e.code, ErrorCode::EnvFile);
         assert!(e.message.starts_with("cannot read"), "{}", e.message);
+    }
+
+    /// A pass can decide to write while the workspace is being deleted
+    /// (`rm -rf`): nothing is written and, above all, the root is not
+    /// created again, or the workspace would never count as gone.
+    #[test]
+    fn a_deleted_workspace_is_not_brought_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        assert!(!write(&root, &vars()).unwrap());
+        assert!(!root.exists(), "the root came back");
+        // Half deleted: the root is there, `.jj` is gone already.
+        std::fs::create_dir(&root).unwrap();
+        assert!(!write(&root, &vars()).unwrap());
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
     }
 
     #[test]

@@ -206,8 +206,9 @@ impl DigestCache {
             ..Default::default()
         };
         if let Ok(bytes) = serde_json::to_vec(&out) {
-            // A cache: failing to write it only costs the next read.
-            let _ = crate::base::fs::write_atomic(path, &bytes, 0o600);
+            // A cache: failing to write it only costs the next read. Its
+            // directory is the workspace's `.jj/`, never created again.
+            let _ = crate::base::fs::write_if_dir_exists(path, &bytes, 0o600);
         }
     }
 }

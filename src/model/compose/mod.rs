@@ -107,8 +107,10 @@ impl Env {
 
 /// Where `ajj workspace add --profile` records a workspace's profiles:
 /// inside its `.jj/`, which no revision carries and which goes with it.
+const PROFILES_FILE: &str = ".jj/aether-profiles.json";
+
 fn profiles_path(root: &Path) -> PathBuf {
-    root.join(".jj").join("aether-profiles.json")
+    root.join(PROFILES_FILE)
 }
 
 /// The profiles chosen for this workspace at add, if any.
@@ -118,7 +120,7 @@ pub fn recorded_profiles(root: &Path) -> Option<Vec<String>> {
 
 pub fn record_profiles(root: &Path, profiles: &[String]) -> Result<()> {
     let bytes = serde_json::to_vec(profiles).expect("a list of strings serialises");
-    crate::base::fs::write_atomic(&profiles_path(root), &bytes, 0o600)
+    crate::base::fs::write_in_workspace(root, PROFILES_FILE, &bytes, 0o600).map(drop)
 }
 
 /// The largest Compose file read (the largest surveyed is ~50 KiB).
