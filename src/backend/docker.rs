@@ -36,6 +36,7 @@ use futures_util::stream::LocalBoxStream;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -62,7 +63,16 @@ pub struct DockerBackend {
     engine: Engine,
     /// Network blocks this process is creating now (see `create_network`).
     claimed_blocks: std::sync::Mutex<Vec<subnets::Cidr>>,
+    /// The engine's subnets as last listed, and when: a pass creating many
+    /// networks lists them once, not once per network (see
+    /// `engine_subnets`).
+    known_subnets: std::sync::Mutex<Option<(std::time::Instant, Vec<subnets::Cidr>)>>,
 }
+
+/// How long a listing of the engine's subnets is reused. Staleness is safe
+/// both ways: a network made since by someone else is refused by the engine
+/// (and the list is read again), one removed since only skips a free block.
+const KNOWN_SUBNETS_TTL: Duration = Duration::from_secs(5);
 
 /// Who holds a container name that a create found taken.
 enum NameHolder {
@@ -89,6 +99,7 @@ impl DockerBackend {
                 version: String::new(),
             },
             claimed_blocks: Default::default(),
+            known_subnets: Default::default(),
         };
         backend.negotiate().await?;
         Ok(backend)
@@ -115,6 +126,7 @@ impl DockerBackend {
                 version: String::new(),
             },
             claimed_blocks: Default::default(),
+            known_subnets: Default::default(),
         };
         if let Err(e) = backend.negotiate().await {
             if e.code != ErrorCode::DockerUnreachable {
@@ -759,17 +771,131 @@ impl DockerBackend {
         Ok(())
     }
 
+    /// This repo's objects carrying every label of `filters`.
+    async fn observe_labelled(&self, filters: HashMap<String, Vec<String>>) -> Result<Observed> {
+        let mut attempt = 0;
+        let (containers, networks, volumes) = loop {
+            let containers = self.list_containers(&filters);
+            let networks = self.docker.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ));
+            let volumes = self.docker.list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ));
+            let (c, n, v) = tokio::join!(containers, networks, volumes);
+            self.calls.fetch_add(3, Ordering::Relaxed);
+            // Reading is idempotent: a listing that raced a container's
+            // exit is asked again (see the quirk).
+            let raced = [c.as_ref().err(), n.as_ref().err(), v.as_ref().err()]
+                .into_iter()
+                .flatten()
+                .any(|e| status_code(e) == Some(500));
+            if raced && attempt < 3 && self.engine.has(Quirk::ListingRacesExitingContainers) {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            break (c, n, v);
+        };
+        let containers = containers.map_err(|e| self.api_error("listing containers", e))?;
+        let networks = networks.map_err(|e| self.api_error("listing networks", e))?;
+        let volumes = volumes.map_err(|e| self.api_error("listing volumes", e))?;
+
+        // The filters asked for this repo's (and workspace's) objects, but
+        // ownership is checked here again: Podman 4.3.1 ORs label filters
+        // when it lists volumes, and returns other repos' objects.
+        let wanted = filters.get("label").cloned().unwrap_or_default();
+        let owned = |labels: Option<&HashMap<String, String>>| labels_match(&wanted, labels);
+        let mut observed = Observed {
+            containers: containers
+                .into_iter()
+                .filter(|c| owned(c.labels.as_ref()))
+                .map(observed_container)
+                .collect(),
+            ..Default::default()
+        };
+        if self.engine.has(Quirk::ListOmitsHealth) {
+            self.fill_health(&mut observed.containers).await;
+        }
+        let networks = networks.into_iter().filter(|n| owned(n.labels.as_ref()));
+        let volumes = volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| owned(Some(&v.labels)));
+        for n in networks {
+            let label = |k: &str| n.labels.as_ref().and_then(|l| l.get(k));
+            let workspace = meta::workspace_of(|k| label(k).cloned());
+            let root = root_label(label(labels::ROOT));
+            observed.networks.push(ObservedObject {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                created: n.created.map(|c| c.to_string()).unwrap_or_default(),
+                workspace,
+                root,
+                ..Default::default()
+            });
+        }
+        for v in volumes {
+            let get = |k: &str| v.labels.get(k).cloned().unwrap_or_default();
+            observed.volumes.push(ObservedObject {
+                id: v.name.clone(),
+                created: v.created_at.map(|c| c.to_string()).unwrap_or_default(),
+                workspace: meta::workspace_of(|k| v.labels.get(k).cloned()),
+                service: get(labels::SERVICE),
+                volume: get(labels::VOLUME),
+                root: root_label(v.labels.get(labels::ROOT)),
+                name: v.name,
+            });
+        }
+        Ok(observed)
+    }
+
     /// What a new workspace network's block must not overlap: every
     /// network's subnets (listed now), and the routes and `daemon.json`
     /// pools of the engine's host (read at each allocation: a VPN may have
     /// come up since).
-    async fn taken_addresses(&self) -> Result<subnets::Taken> {
-        let (networks, (routes, daemon)) = tokio::join!(self.all_subnets(), self.host_addressing());
+    async fn taken_addresses(&self, relist: bool) -> Result<subnets::Taken> {
+        let (networks, (routes, daemon)) =
+            tokio::join!(self.engine_subnets(relist), self.host_addressing());
         Ok(subnets::Taken {
-            networks: networks?.into_iter().map(|(_, c)| c).collect(),
+            networks: networks?,
             routes: subnets::parse_routes(&routes),
             pools: subnets::daemon_pools(&daemon),
         })
+    }
+
+    /// Every network's subnets on the engine: the last listing if it is
+    /// younger than `KNOWN_SUBNETS_TTL` and `relist` is not asked, else a
+    /// new one.
+    async fn engine_subnets(&self, relist: bool) -> Result<Vec<subnets::Cidr>> {
+        if !relist {
+            let known = self.known_subnets.lock().expect("known subnets");
+            if let Some((at, list)) = &*known {
+                if at.elapsed() < KNOWN_SUBNETS_TTL {
+                    return Ok(list.clone());
+                }
+            }
+        }
+        let list: Vec<_> = self
+            .all_subnets()
+            .await?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        *self.known_subnets.lock().expect("known subnets") =
+            Some((std::time::Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    fn remember_subnet(&self, block: subnets::Cidr) {
+        if let Some((_, list)) = &mut *self.known_subnets.lock().expect("known subnets") {
+            list.push(block);
+        }
     }
 
     /// `/proc/net/route` and `daemon.json` of the engine's host: read here
@@ -806,7 +932,10 @@ impl DockerBackend {
         }
         let ranges = policy.ranges();
         let prefix = subnets::prefix_for(services);
-        let mut taken = self.taken_addresses().await?;
+        let mut taken = self.taken_addresses(false).await?;
+        // The listing may be a few seconds old: read afresh once, at the
+        // first refusal or before saying nothing is free.
+        let mut relisted = false;
         for _ in 0..64 {
             let block = {
                 let mut claimed = self.claimed_blocks.lock().expect("claimed blocks");
@@ -816,14 +945,31 @@ impl DockerBackend {
                 }
                 next
             };
-            let Some(block) = block else { break };
+            let Some(block) = block else {
+                if relisted {
+                    break;
+                }
+                relisted = true;
+                taken = self.taken_addresses(true).await?;
+                continue;
+            };
             let created = self.create_network_on(ws, name, Some(block)).await;
             self.claimed_blocks
                 .lock()
                 .expect("claimed blocks")
                 .retain(|b| *b != block);
             match created {
-                Err(e) if e.fault == Fault::Conflict => taken.networks.push(block),
+                Err(e) if e.fault == Fault::Conflict => {
+                    if !relisted {
+                        relisted = true;
+                        taken = self.taken_addresses(true).await?;
+                    }
+                    taken.networks.push(block);
+                }
+                Ok(id) => {
+                    self.remember_subnet(block);
+                    return Ok(id);
+                }
                 other => return other,
             }
         }
@@ -1129,87 +1275,24 @@ impl Backend for DockerBackend {
     }
 
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed> {
-        let filters = self.filters(workspace);
-        let mut attempt = 0;
-        let (containers, networks, volumes) = loop {
-            let containers = self.list_containers(&filters);
-            let networks = self.docker.list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ));
-            let volumes = self.docker.list_volumes(Some(
-                ListVolumesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ));
-            let (c, n, v) = tokio::join!(containers, networks, volumes);
-            self.calls.fetch_add(3, Ordering::Relaxed);
-            // Reading is idempotent: a listing that raced a container's
-            // exit is asked again (see the quirk).
-            let raced = [c.as_ref().err(), n.as_ref().err(), v.as_ref().err()]
-                .into_iter()
-                .flatten()
-                .any(|e| status_code(e) == Some(500));
-            if raced && attempt < 3 && self.engine.has(Quirk::ListingRacesExitingContainers) {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-            break (c, n, v);
-        };
-        let containers = containers.map_err(|e| self.api_error("listing containers", e))?;
-        let networks = networks.map_err(|e| self.api_error("listing networks", e))?;
-        let volumes = volumes.map_err(|e| self.api_error("listing volumes", e))?;
+        self.observe_labelled(self.filters(workspace)).await
+    }
 
-        // The filters asked for this repo's (and workspace's) objects, but
-        // ownership is checked here again: Podman 4.3.1 ORs label filters
-        // when it lists volumes, and returns other repos' objects.
-        let wanted = self.filters(workspace).remove("label").unwrap_or_default();
-        let owned = |labels: Option<&HashMap<String, String>>| labels_match(&wanted, labels);
-        let mut observed = Observed {
-            containers: containers
-                .into_iter()
-                .filter(|c| owned(c.labels.as_ref()))
-                .map(observed_container)
-                .collect(),
-            ..Default::default()
+    /// Two filtered listings at once, by the workspace's name and by its
+    /// root: O(its own objects), where listing the whole repo would make a
+    /// pass creating n environments cost O(n²) on the engine.
+    async fn observe_for(&self, name: &str, root: Option<&Path>) -> Result<Observed> {
+        let by_name = self.observe_labelled(self.filters(Some(name)));
+        let Some(root) = root else {
+            return by_name.await;
         };
-        if self.engine.has(Quirk::ListOmitsHealth) {
-            self.fill_health(&mut observed.containers).await;
-        }
-        let networks = networks.into_iter().filter(|n| owned(n.labels.as_ref()));
-        let volumes = volumes
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|v| owned(Some(&v.labels)));
-        for n in networks {
-            let label = |k: &str| n.labels.as_ref().and_then(|l| l.get(k));
-            let workspace = meta::workspace_of(|k| label(k).cloned());
-            let root = root_label(label(labels::ROOT));
-            observed.networks.push(ObservedObject {
-                id: n.id.unwrap_or_default(),
-                name: n.name.unwrap_or_default(),
-                created: n.created.map(|c| c.to_string()).unwrap_or_default(),
-                workspace,
-                root,
-                ..Default::default()
-            });
-        }
-        for v in volumes {
-            let get = |k: &str| v.labels.get(k).cloned().unwrap_or_default();
-            observed.volumes.push(ObservedObject {
-                id: v.name.clone(),
-                created: v.created_at.map(|c| c.to_string()).unwrap_or_default(),
-                workspace: meta::workspace_of(|k| v.labels.get(k).cloned()),
-                service: get(labels::SERVICE),
-                volume: get(labels::VOLUME),
-                root: root_label(v.labels.get(labels::ROOT)),
-                name: v.name,
-            });
-        }
-        Ok(observed)
+        let mut filters = self.filters(None);
+        filters
+            .get_mut("label")
+            .expect("the repo label")
+            .push(format!("{}={}", labels::ROOT, root.display()));
+        let (a, b) = tokio::join!(by_name, self.observe_labelled(filters));
+        Ok(a?.union(b?))
     }
 
     async fn build_image(&self, spec: &BuildSpec, log: &dyn Fn(&str)) -> Result<()> {

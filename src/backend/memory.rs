@@ -11,7 +11,7 @@ use super::{
 };
 use futures_util::stream::{LocalBoxStream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -198,6 +198,34 @@ impl Backend for MemoryBackend {
                 .volumes
                 .values()
                 .filter(|v| mine(&v.workspace))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    async fn observe_for(&self, name: &str, root: Option<&Path>) -> Result<Observed> {
+        self.call(format!("observe_for {name}"))?;
+        let w = self.world.lock().unwrap();
+        let mine = |label: &str, r: Option<&PathBuf>| {
+            label == name || (root.is_some() && r.map(PathBuf::as_path) == root)
+        };
+        Ok(Observed {
+            containers: w
+                .containers
+                .values()
+                .filter(|c| mine(&c.workspace, c.root.as_ref()))
+                .cloned()
+                .collect(),
+            networks: w
+                .networks
+                .iter()
+                .filter(|n| mine(&n.workspace, n.root.as_ref()))
+                .cloned()
+                .collect(),
+            volumes: w
+                .volumes
+                .values()
+                .filter(|v| mine(&v.workspace, v.root.as_ref()))
                 .cloned()
                 .collect(),
         })

@@ -125,6 +125,35 @@ pub struct Observed {
     pub volumes: Vec<ObservedObject>,
 }
 
+impl Observed {
+    /// Both observations, each object once (by id).
+    pub fn union(mut self, other: Observed) -> Observed {
+        let mut seen: std::collections::HashSet<String> = self
+            .containers
+            .iter()
+            .map(|c| c.id.clone())
+            .chain(self.networks.iter().map(|n| n.id.clone()))
+            .chain(self.volumes.iter().map(|v| format!("volume:{}", v.id)))
+            .collect();
+        for c in other.containers {
+            if seen.insert(c.id.clone()) {
+                self.containers.push(c);
+            }
+        }
+        for n in other.networks {
+            if seen.insert(n.id.clone()) {
+                self.networks.push(n);
+            }
+        }
+        for v in other.volumes {
+            if seen.insert(format!("volume:{}", v.id)) {
+                self.volumes.push(v);
+            }
+        }
+        self
+    }
+}
+
 /// What the reconciler asks a backend to run.
 #[derive(Debug, Clone)]
 pub struct ContainerRequest {
@@ -344,6 +373,12 @@ pub trait Backend: Naming {
     }
     /// All objects of the repo, or of one workspace: one list per object kind.
     async fn observe(&self, workspace: Option<&str>) -> Result<Observed>;
+    /// What converging one workspace may act on: the objects labelled with
+    /// its name, and those made for its root (a rename leaves the old name
+    /// on them). The plan scopes what it is given again, so more is
+    /// harmless; the point is not listing every workspace's objects once
+    /// per workspace in a pass that creates many.
+    async fn observe_for(&self, name: &str, root: Option<&Path>) -> Result<Observed>;
     async fn ensure_image(&self, image: &str) -> Result<()>;
     /// Builds `spec` into `spec.tag` where the containers run (the context
     /// goes to the engine), labelled as this repo's; each line of the

@@ -57,7 +57,7 @@ pub async fn converge_workspace<B: Backend>(
     }
     let observed = match observed {
         Some(o) => o,
-        None => applier.backend.observe(None).await?,
+        None => applier.backend.observe_for(name, root).await?,
     };
     let scope = Scope::workspace(name, root);
     let actions = plan::plan(desired, &observed, &scope);
@@ -65,7 +65,7 @@ pub async fn converge_workspace<B: Backend>(
     let actions = resolve(applier, desired, &mine, actions);
     settle(
         applier,
-        name,
+        (name, root),
         desired.workspaces.get(name),
         actions,
         mine,
@@ -77,7 +77,7 @@ pub async fn converge_workspace<B: Backend>(
 
 async fn settle<B: Backend>(
     applier: &Applier<'_, B>,
-    name: &str,
+    (name, root): (&str, Option<&Path>),
     desired: Option<&DesiredWorkspace>,
     actions: Vec<Step>,
     observed: Observed,
@@ -88,7 +88,7 @@ async fn settle<B: Backend>(
     let observed = if actions.is_empty() {
         observed
     } else {
-        plan::scoped(all, &applier.backend.observe(None).await?, &scope)
+        plan::scoped(all, &applier.backend.observe_for(name, root).await?, &scope)
     };
     let mut env_written = false;
     if let Some(d) = desired {
@@ -489,7 +489,8 @@ async fn refresh<B: Backend>(
     let ws = desired.workspaces.get(name);
     let scope = Scope::workspace(name, ws.map(|w| w.root.as_path()));
     let mine = plan::scoped(desired, observed, &scope);
-    settle(applier, name, ws, vec![], mine, scope, desired)
+    let root = ws.map(|w| w.root.as_path());
+    settle(applier, (name, root), ws, vec![], mine, scope, desired)
         .await
         .map(Some)
 }
