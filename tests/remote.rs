@@ -329,7 +329,7 @@ fn ssh_failures_have_stable_codes() {
     let sshd = Sshd::start();
     let host_pub = std::fs::read_to_string(sshd.dir.join("host_key.pub")).unwrap();
     let stranger_pub = std::fs::read_to_string(sshd.dir.join("stranger_key.pub")).unwrap();
-    let trusted = format!("[127.0.0.1]:{} {host_pub}", sshd.port);
+    let trusted = format!("[127.0.0.1]:{} {host_pub}", sshd.client_port());
     let cases: Vec<(&str, String, String, &str)> = vec![
         // (case, ssh config, backend table extra/override, expected code)
         (
@@ -363,7 +363,7 @@ fn ssh_failures_have_stable_codes() {
             sshd.variant_config(
                 "changed",
                 "client_key",
-                &format!("[127.0.0.1]:{} {stranger_pub}", sshd.port),
+                &format!("[127.0.0.1]:{} {stranger_pub}", sshd.client_port()),
             )
             .display()
             .to_string(),
@@ -660,4 +660,121 @@ stop_timeout = "1s"
     assert_eq!(out.status.code(), Some(6));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "over ssh\n");
     repo.ajj(&["workspace", "forget", "feat"]).success();
+}
+
+/// The state file of `workspace` (its sticky ports, backend, and the
+/// remote ports the last pass saw).
+fn state_file(repo: &TestRepo, workspace: &str) -> PathBuf {
+    let dir = repo.main.join(".jj/repo/aether/workspaces");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            std::fs::read(p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v["workspace"] == workspace)
+        })
+        .unwrap_or_else(|| panic!("no state for {workspace} in {}", dir.display()))
+}
+
+/// At a distance (25 ms each way), `ajj run` starts its command without
+/// waiting on the remote host: it forwards to the remote ports the last
+/// pass recorded, and checks them while the command runs. Shown with the
+/// relay holding every byte: the command runs and ends all the same. A
+/// record made stale by a recreated container is corrected before the
+/// first connection, or, when the container is recreated after that check,
+/// at the refused connection, which is retried once.
+#[test]
+fn run_starts_without_a_round_trip_and_follows_a_moved_container() {
+    let Some(()) = env() else { return };
+    let sshd = Sshd::start_at(std::time::Duration::from_millis(25));
+    let (repo, ws, local) = one_remote_workspace(&sshd, "", &[]);
+    // Warm: the master is up, and knows the engine.
+    let run = web_via_run(&repo, &ws);
+    assert!(run.status.success(), "{}", run.stderr);
+
+    // Nothing gets through the relay; the command still runs, and ends.
+    let proxy = sshd.proxy.as_ref().unwrap();
+    proxy.hold();
+    let started = std::time::Instant::now();
+    let mut held = spawn_run(
+        &repo,
+        &ws,
+        &["sh", "-c", "echo started"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    let finished = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        held.try_wait().unwrap().is_some()
+    });
+    proxy.release();
+    let out = held.wait_with_output().unwrap();
+    assert!(
+        finished,
+        "ajj run waited on the remote host ({:?})",
+        started.elapsed()
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+
+    // A stale record: the container was recreated (on another remote port)
+    // by a pass whose record is then put back as it was.
+    let state = state_file(&repo, "feat");
+    let recorded = std::fs::read(&state).unwrap();
+    let remote_port = |v: &[u8]| -> u64 {
+        serde_json::from_slice::<serde_json::Value>(v).unwrap()["remote_ports"]["web"]["8080"]
+            .as_u64()
+            .unwrap()
+    };
+    let container = repo.docker_names("container", "label=dev.aether.workspace=feat");
+    let recreate = || {
+        assert!(Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&container)
+            .env("DOCKER_HOST", real_docker_host())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success());
+        repo.ajj(&["reconcile", "--json"]).success();
+    };
+    recreate();
+    let moved = std::fs::read(&state).unwrap();
+    assert_ne!(
+        remote_port(&recorded),
+        remote_port(&moved),
+        "a new remote port"
+    );
+    std::fs::write(&state, &recorded).unwrap();
+    let run = web_via_run(&repo, &ws);
+    assert!(run.status.success(), "stale record: {}", run.stderr);
+    assert_eq!(env_port(&ws, "WEB_PORT"), local);
+
+    // Recreated after the check: the refused connection asks again.
+    let mut late = spawn_run(
+        &repo,
+        &ws,
+        &[
+            "sh",
+            "-c",
+            "while [ ! -e moved ]; do sleep 0.1; done; curl -sf -o /dev/null \"$WEB_URL\"",
+        ],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    eventually("the forward listens", 10, || listening(local));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    recreate();
+    std::fs::write(ws.join("moved"), "").unwrap();
+    let status = late.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut late.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "recreated after the check: {err}");
 }

@@ -150,9 +150,27 @@ impl DockerBackend {
             None => self.docker_host.clone(),
         };
         let backend = self;
+        if let Some(memo) = backend.remote.as_ref().and_then(|m| m.remembered()) {
+            if let Some((engine, api)) = Engine::from_memo(&memo) {
+                backend.engine = engine;
+                if let Some((major_version, minor_version)) = api {
+                    backend.docker = client(
+                        &host,
+                        &ClientVersion {
+                            major_version,
+                            minor_version,
+                        },
+                    )?;
+                }
+                return Ok(());
+            }
+        }
         match backend.docker.version().await {
             Ok(v) => {
                 backend.engine = Engine::from_version(&v);
+                if let Some(m) = &backend.remote {
+                    m.remember(backend.engine.memo(None));
+                }
                 Ok(())
             }
             Err(BollardError::DockerResponseServerError { message, .. })
@@ -165,6 +183,13 @@ impl DockerBackend {
                     )
                 })?;
                 backend.docker = client(&host, &minimum)?;
+                if let Some(m) = &backend.remote {
+                    m.remember(
+                        backend
+                            .engine
+                            .memo(Some((minimum.major_version, minimum.minor_version))),
+                    );
+                }
                 Ok(())
             }
             Err(e) => Err(unreachable_error(&backend.docker_host, &e)),
@@ -357,10 +382,15 @@ impl DockerBackend {
                     .detail("status", status_code);
                 BackendError::with(fault, error)
             }
-            other => BackendError::with(
-                Fault::Unreachable,
-                unreachable_error(&self.docker_host, &other),
-            ),
+            other => {
+                if let Some(m) = &self.remote {
+                    m.forget_remembered();
+                }
+                BackendError::with(
+                    Fault::Unreachable,
+                    unreachable_error(&self.docker_host, &other),
+                )
+            }
         }
     }
 }

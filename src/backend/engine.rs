@@ -70,6 +70,33 @@ impl Engine {
         }
     }
 
+    /// What `Master::remember` keeps of a negotiation: the engine, and the
+    /// API version agreed when it is not the default.
+    pub fn memo(&self, api: Option<(usize, usize)>) -> serde_json::Value {
+        let (kind, version) = match self {
+            Engine::Docker { version } => ("docker", version),
+            Engine::Podman { version } => ("podman", version),
+        };
+        serde_json::json!({ "engine": kind, "version": version, "api": api })
+    }
+
+    pub fn from_memo(memo: &serde_json::Value) -> Option<(Engine, Option<(usize, usize)>)> {
+        let version = memo.get("version")?.as_str()?.to_string();
+        let engine = match memo.get("engine")?.as_str()? {
+            "docker" => Engine::Docker { version },
+            "podman" => Engine::Podman { version },
+            _ => return None,
+        };
+        let api = match memo.get("api")? {
+            serde_json::Value::Null => None,
+            v => {
+                let pair: (usize, usize) = serde_json::from_value(v.clone()).ok()?;
+                Some(pair)
+            }
+        };
+        Some((engine, api))
+    }
+
     /// "Docker Engine 20.10.24", "Podman 4.3.1".
     pub fn describe(&self) -> String {
         match self {
@@ -97,6 +124,32 @@ impl Engine {
 mod tests {
     use super::*;
     use bollard::models::SystemVersionComponents as ComponentVersion;
+
+    #[test]
+    fn a_negotiation_is_remembered_and_read_back() {
+        let podman = Engine::Podman {
+            version: "4.3.1".into(),
+        };
+        assert_eq!(
+            Engine::from_memo(&podman.memo(None)),
+            Some((podman.clone(), None))
+        );
+        let docker = Engine::Docker {
+            version: String::new(),
+        };
+        assert_eq!(
+            Engine::from_memo(&docker.memo(Some((1, 44)))),
+            Some((docker, Some((1, 44))))
+        );
+        // Anything else is no memo: the command asks the engine again.
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"engine": "rkt", "version": "1", "api": null}),
+            serde_json::json!({"engine": "docker", "version": "1", "api": "1.44"}),
+        ] {
+            assert_eq!(Engine::from_memo(&bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn tells_podman_from_docker() {

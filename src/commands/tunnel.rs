@@ -2,7 +2,7 @@
 //! home of the forward set-up that `ajj run` shares.
 
 use crate::backend::ssh::forward;
-use crate::backend::{Backend, Forward, Forwarding};
+use crate::backend::{Backend, Forward, Forwarding, ObservedContainer};
 use crate::base::error::{CommandError, Result};
 use crate::commands::print_json;
 use crate::commands::CommandHelper;
@@ -70,30 +70,15 @@ pub fn open(
     if crate::model::config::load_from_root(root).is_ok_and(|c| c.services.is_empty()) {
         return Ok(None);
     }
+    if let Some(forwards) = recorded_forwards(ctx, root) {
+        return open_recorded(ctx, spec, root, forwards, Box::new(on_master_died));
+    }
     let (backend, containers) = crate::base::runtime::block_on(async {
         let backend = helper.connect(ctx, &spec).await?;
         let containers = backend.containers_at(root).await?;
         Ok::<_, CommandError>((backend, containers))
     })?;
-    let mut forwards = Vec::new();
-    let mut missing = Vec::new();
-    for c in &containers {
-        let first = c.ports.keys().next().copied();
-        for (cport, local) in &c.ports {
-            match c.published.get(cport) {
-                Some(&remote) => forwards.push(Forward {
-                    name: match Some(*cport) == first {
-                        true => c.service.clone(),
-                        false => format!("{}:{cport}", c.service),
-                    },
-                    local: *local,
-                    remote,
-                }),
-                None => missing.push(c.service.clone()),
-            }
-        }
-    }
-    missing.dedup();
+    let (forwards, missing) = forwards_of(&containers);
     let Some(forwarder) = backend.open_forwards(&forwards, Box::new(on_master_died))? else {
         return Ok(None);
     };
@@ -102,6 +87,119 @@ pub fn open(
         forwards,
         remote_host: backend.remote_host().unwrap_or_default(),
         missing,
+    }))
+}
+
+/// What to forward to each service's containers, and the services with
+/// nothing to forward to.
+fn forwards_of(containers: &[ObservedContainer]) -> (Vec<Forward>, Vec<String>) {
+    let mut forwards = Vec::new();
+    let mut missing = Vec::new();
+    for c in containers {
+        let first = c.ports.keys().next().copied();
+        for (cport, local) in &c.ports {
+            match c.published.get(cport) {
+                Some(&remote) => forwards.push(Forward {
+                    name: forward_name(&c.service, *cport, first),
+                    local: *local,
+                    remote,
+                }),
+                None => missing.push(c.service.clone()),
+            }
+        }
+    }
+    missing.dedup();
+    (forwards, missing)
+}
+
+/// `db`, or `web:443` for a service's second port.
+fn forward_name(service: &str, cport: u16, first: Option<u16>) -> String {
+    match Some(cport) == first {
+        true => service.to_string(),
+        false => format!("{service}:{cport}"),
+    }
+}
+
+/// The forwards the last pass recorded for the workspace at `root` (its
+/// local ports and where each is published on the remote host), if it
+/// recorded every one.
+fn recorded_forwards(ctx: &RepoContext, root: &Path) -> Option<Vec<Forward>> {
+    let name = state::load_roots(ctx)
+        .into_iter()
+        .find(|(_, r)| r == root)
+        .map(|(n, _)| n)?;
+    let saved = state::load(ctx, &name);
+    let mut forwards = Vec::new();
+    for (service, ports) in &saved.ports {
+        let first = ports.keys().next().copied();
+        for (cport, local) in ports {
+            let remote = saved.remote_ports.get(service)?.get(cport)?;
+            forwards.push(Forward {
+                name: forward_name(service, *cport, first),
+                local: *local,
+                remote: *remote,
+            });
+        }
+    }
+    (!forwards.is_empty()).then_some(forwards)
+}
+
+/// The forwards of `recorded_forwards`, opened at once. The engine is asked
+/// on a thread meanwhile; connections wait for its answer, and services it
+/// finds without a container are warned about then.
+fn open_recorded(
+    ctx: &RepoContext,
+    spec: BackendSpec,
+    root: &Path,
+    forwards: Vec<Forward>,
+    on_master_died: Box<dyn FnOnce() + Send>,
+) -> Result<Option<Opened>> {
+    let remote_host = match &spec {
+        BackendSpec::Ssh { target, .. } => target.to_string(),
+        BackendSpec::Local => String::new(),
+    };
+    let verify: forward::Verify = {
+        let (ctx, spec, root, host) = (
+            ctx.clone(),
+            spec.clone(),
+            root.to_path_buf(),
+            remote_host.clone(),
+        );
+        std::sync::Arc::new(move || {
+            let found = crate::base::runtime::block_on(async {
+                let backend = crate::backend::connect::connect(&ctx, &spec).await?;
+                backend
+                    .containers_at(&root)
+                    .await
+                    .map_err(CommandError::from)
+            });
+            match found {
+                Ok(containers) => {
+                    let (forwards, missing) = forwards_of(&containers);
+                    for service in missing {
+                        eprintln!("warning: {service} has no running container on {host}; run `ajj reconcile`");
+                    }
+                    Some(forwards.iter().map(|f| (f.local, f.remote)).collect())
+                }
+                Err(e) => {
+                    tracing::warn!("cannot check the forwards against {host}: {}", e.message);
+                    None
+                }
+            }
+        })
+    };
+    let forwarder = crate::backend::connect::open_recorded_forwards(
+        ctx,
+        &spec,
+        &forwards,
+        verify,
+        on_master_died,
+    )?;
+    Ok(forwarder.map(|forwarder| Opened {
+        forwarder,
+        forwards,
+        remote_host,
+        missing: vec![],
     }))
 }
 

@@ -21,6 +21,11 @@ pub struct WorkspaceState {
     /// state written before remote backends, which was always local.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// On a backend that forwards ports: service → container port → the
+    /// port published on the remote host, as the last pass observed it.
+    /// `ajj run` forwards to these at once and checks them meanwhile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remote_ports: BTreeMap<String, BTreeMap<u16, u16>>,
 }
 
 fn dir(ctx: &RepoContext) -> PathBuf {
@@ -53,6 +58,25 @@ pub fn exists(ctx: &RepoContext, workspace: &str) -> bool {
 pub fn save(ctx: &RepoContext, state: &WorkspaceState) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(state).expect("state serialises");
     write_atomic(&path(ctx, &state.workspace), &bytes, 0o600)
+}
+
+/// Records where the workspace's services are published on the remote
+/// host, if that changed and the workspace still has state. The caller
+/// holds the workspace lock.
+pub fn record_remote_ports(
+    ctx: &RepoContext,
+    workspace: &str,
+    remote: BTreeMap<String, BTreeMap<u16, u16>>,
+) -> Result<()> {
+    if !exists(ctx, workspace) {
+        return Ok(());
+    }
+    let mut saved = load(ctx, workspace);
+    if saved.remote_ports == remote {
+        return Ok(());
+    }
+    saved.remote_ports = remote;
+    save(ctx, &saved)
 }
 
 pub fn remove(ctx: &RepoContext, workspace: &str) {

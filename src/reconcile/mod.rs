@@ -90,6 +90,17 @@ async fn settle<B: Backend>(
     } else {
         plan::scoped(all, &applier.backend.observe_for(name, root).await?, &scope)
     };
+    if desired.is_some() && applier.backend.forwards_ports() {
+        // For `ajj run`, which forwards to these without asking the remote
+        // host first (see `commands::tunnel`).
+        let remote = observed
+            .containers
+            .iter()
+            .filter(|c| !c.published.is_empty())
+            .map(|c| (c.service.clone(), c.published.clone()))
+            .collect();
+        state::record_remote_ports(applier.ctx, name, remote)?;
+    }
     let mut env_written = false;
     if let Some(d) = desired {
         let vars = context::variables(

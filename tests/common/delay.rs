@@ -36,7 +36,12 @@ impl DelayProxy {
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                pump(client.try_clone().unwrap(), server.try_clone().unwrap(), one_way, g.clone());
+                pump(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    one_way,
+                    g.clone(),
+                );
                 pump(server, client, one_way, g.clone());
             }
         });
@@ -77,7 +82,10 @@ fn pump(
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }

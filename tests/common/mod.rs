@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod delay;
+
 pub const BUSYBOX: &str = "aether-test/busybox:1";
 pub const POSTGRES: &str = "aether-test/postgres:15";
 /// PATH with the ajj under test first, as an installed ajj would be.
@@ -686,9 +688,15 @@ pub struct Sshd {
     pub user: String,
     /// A client config that trusts this server and offers its key.
     pub ssh_config: PathBuf,
+    /// Distance: a delaying relay in front of sshd, which `host` names.
+    pub proxy: Option<delay::DelayProxy>,
     child: std::process::Child,
     _tmp: tempfile::TempDir,
 }
+
+/// `AETHER_TEST_SSH_DELAY_MS`: every `Sshd` of the run sits behind a relay
+/// adding that one-way delay (TESTING.md, "Distance").
+pub const SSH_DELAY_ENV: &str = "AETHER_TEST_SSH_DELAY_MS";
 
 fn keygen(path: &Path) {
     let ok = Command::new("ssh-keygen")
@@ -709,7 +717,34 @@ pub fn free_port() -> u16 {
 }
 
 impl Sshd {
+    /// A server at the suite's distance (`AETHER_TEST_SSH_DELAY_MS`, else
+    /// none).
     pub fn start() -> Sshd {
+        let ms = std::env::var(SSH_DELAY_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        Self::start_at(std::time::Duration::from_millis(ms))
+    }
+
+    /// A server reached through a relay adding `one_way` each way (none
+    /// for zero).
+    pub fn start_at(one_way: std::time::Duration) -> Sshd {
+        let mut sshd = Self::start_here();
+        if !one_way.is_zero() {
+            let proxy = delay::DelayProxy::start(sshd.port, one_way);
+            // The relay's port is another host to ssh: trust the same key.
+            let host_pub = std::fs::read_to_string(sshd.dir.join("host_key.pub")).unwrap();
+            let known = sshd.dir.join("known_hosts");
+            let mut text = std::fs::read_to_string(&known).unwrap();
+            text.push_str(&format!("[127.0.0.1]:{} {host_pub}", proxy.port));
+            std::fs::write(&known, text).unwrap();
+            sshd.proxy = Some(proxy);
+        }
+        sshd
+    }
+
+    fn start_here() -> Sshd {
         let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -772,6 +807,7 @@ impl Sshd {
                     dir,
                     user,
                     ssh_config,
+                    proxy: None,
                     child,
                     _tmp: tmp,
                 };
@@ -805,7 +841,12 @@ impl Sshd {
 
     /// `user@127.0.0.1:port`, as aether.toml's `host`.
     pub fn host(&self) -> String {
-        format!("{}@127.0.0.1:{}", self.user, self.port)
+        format!("{}@127.0.0.1:{}", self.user, self.client_port())
+    }
+
+    /// The port clients dial: the relay's when there is one.
+    pub fn client_port(&self) -> u16 {
+        self.proxy.as_ref().map_or(self.port, |p| p.port)
     }
 
     /// The `[backend]` of a workspace on this "remote" host: the engine

@@ -14,12 +14,13 @@
 use super::mux::{self, MuxError};
 use crate::base::error::{CommandError, ErrorCode, Result};
 use socket2::{Domain, Socket, Type};
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 pub use crate::backend::Forward;
 use crate::backend::Forwarding;
@@ -28,6 +29,70 @@ pub struct Forwarder {
     listeners: Vec<RawFd>,
     closing: Arc<AtomicBool>,
     died: Arc<AtomicBool>,
+}
+
+/// Asks the engine where each local port's service is published now:
+/// local port → remote port, or `None` when that cannot be known (the
+/// engine is unreachable). A service without a running container is left
+/// out.
+pub type Verify = Arc<dyn Fn() -> Option<HashMap<u16, u16>> + Send + Sync>;
+
+/// Local port → remote port, shared by the accept threads. Until
+/// `settled`, connections wait: a mapping read from the last pass is
+/// checked against the engine first, so that a port reused by another
+/// container is never connected to.
+struct Mapping {
+    state: Mutex<MapState>,
+    settled: Condvar,
+    verify: Option<Verify>,
+}
+
+struct MapState {
+    remote: HashMap<u16, u16>,
+    settled: bool,
+    /// Bumped at each verification: a refused connection re-verifies only
+    /// if nobody did since it read the mapping.
+    generation: u64,
+}
+
+impl Mapping {
+    /// The remote port for `local` once settled, and the generation read.
+    fn get(&self, local: u16) -> (Option<u16>, u64) {
+        let mut st = self.state.lock().expect("mapping");
+        while !st.settled {
+            st = self.settled.wait(st).expect("mapping");
+        }
+        (st.remote.get(&local).copied(), st.generation)
+    }
+
+    /// Asks the engine again (unless someone did since `seen`), then
+    /// answers as `get`.
+    fn refresh(&self, local: u16, seen: u64) -> Option<u16> {
+        let verify = self.verify.as_ref()?;
+        {
+            let st = self.state.lock().expect("mapping");
+            if st.generation != seen {
+                return st.remote.get(&local).copied();
+            }
+        }
+        let found = verify();
+        let mut st = self.state.lock().expect("mapping");
+        if let Some(found) = found {
+            st.remote = found;
+        }
+        st.generation += 1;
+        st.remote.get(&local).copied()
+    }
+
+    fn settle(&self, found: Option<HashMap<u16, u16>>) {
+        let mut st = self.state.lock().expect("mapping");
+        if let Some(found) = found {
+            st.remote = found;
+        }
+        st.settled = true;
+        st.generation += 1;
+        self.settled.notify_all();
+    }
 }
 
 fn bind(port: u16) -> std::io::Result<TcpListener> {
@@ -63,6 +128,39 @@ impl Forwarder {
         forwards: &[Forward],
         on_master_died: impl FnOnce() + Send + 'static,
     ) -> Result<Forwarder> {
+        Self::open_with(control, forwards, None, on_master_died)
+    }
+
+    /// As `open`, with remote ports recorded by the last pass: nothing here
+    /// waits on the remote host. `verify` runs at once on a thread of its
+    /// own; connections wait for its answer (or for its failure, when the
+    /// recorded ports are used as they are). A connection the remote
+    /// refuses (its container was recreated on another port since) asks
+    /// again and is retried once.
+    pub fn open_verifying(
+        control: &Path,
+        forwards: &[Forward],
+        verify: Verify,
+        on_master_died: impl FnOnce() + Send + 'static,
+    ) -> Result<Forwarder> {
+        Self::open_with(control, forwards, Some(verify), on_master_died)
+    }
+
+    fn open_with(
+        control: &Path,
+        forwards: &[Forward],
+        verify: Option<Verify>,
+        on_master_died: impl FnOnce() + Send + 'static,
+    ) -> Result<Forwarder> {
+        let mapping = Arc::new(Mapping {
+            state: Mutex::new(MapState {
+                remote: forwards.iter().map(|f| (f.local, f.remote)).collect(),
+                settled: verify.is_none(),
+                generation: 0,
+            }),
+            settled: Condvar::new(),
+            verify,
+        });
         let mut sentinel = mux::connect(control).map_err(|e| master_died(&e.to_string()))?;
         let mut bound = Vec::with_capacity(forwards.len());
         for f in forwards {
@@ -74,7 +172,12 @@ impl Forwarder {
         let listeners: Vec<RawFd> = bound.iter().map(|(_, l)| l.as_raw_fd()).collect();
         for (f, listener) in bound {
             let control = control.to_path_buf();
-            std::thread::spawn(move || serve(listener, control, f));
+            let mapping = mapping.clone();
+            std::thread::spawn(move || serve(listener, control, f, mapping));
+        }
+        if let Some(verify) = mapping.verify.clone() {
+            let mapping = mapping.clone();
+            std::thread::spawn(move || mapping.settle(verify()));
         }
         {
             let (closing, died, fds) = (closing.clone(), died.clone(), listeners.clone());
@@ -126,26 +229,45 @@ fn shutdown(fds: &[RawFd]) {
     }
 }
 
-fn serve(listener: TcpListener, control: PathBuf, f: Forward) {
+fn serve(listener: TcpListener, control: PathBuf, f: Forward, mapping: Arc<Mapping>) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else {
             break;
         };
         let control = control.clone();
         let name = f.name.clone();
-        let remote = f.remote;
+        let local = f.local;
+        let mapping = mapping.clone();
         std::thread::spawn(move || {
-            match mux::stdio_forward(&control, "127.0.0.1", remote, stream.as_raw_fd()) {
-                Ok(mut held) => {
-                    // The master has its own copy of the socket now.
-                    drop(stream);
-                    let _ = std::io::copy(&mut held, &mut std::io::sink());
-                }
-                Err(MuxError::Refused(why)) => {
-                    tracing::warn!(service = %name, remote, "forward refused: {why}");
-                }
-                Err(MuxError::Master(e)) => {
-                    tracing::debug!(service = %name, "master gone: {e}");
+            let (mut remote, seen) = mapping.get(local);
+            let mut retried = false;
+            loop {
+                let Some(port) = remote else {
+                    tracing::warn!(service = %name, "no running container to forward to");
+                    return;
+                };
+                match mux::stdio_forward(&control, "127.0.0.1", port, stream.as_raw_fd()) {
+                    Ok(mut held) => {
+                        // The master has its own copy of the socket now.
+                        drop(stream);
+                        let _ = std::io::copy(&mut held, &mut std::io::sink());
+                        return;
+                    }
+                    // The master closed its copy; ours is still whole, so
+                    // the same connection can be handed over again.
+                    Err(MuxError::Refused(why)) if !retried && mapping.verify.is_some() => {
+                        tracing::debug!(service = %name, port, "forward refused ({why}); asking the engine again");
+                        retried = true;
+                        remote = mapping.refresh(local, seen);
+                    }
+                    Err(MuxError::Refused(why)) => {
+                        tracing::warn!(service = %name, port, "forward refused: {why}");
+                        return;
+                    }
+                    Err(MuxError::Master(e)) => {
+                        tracing::debug!(service = %name, "master gone: {e}");
+                        return;
+                    }
                 }
             }
         });

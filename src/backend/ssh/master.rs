@@ -127,6 +127,46 @@ impl Master {
         cmd
     }
 
+    /// What an earlier command learnt of the remote engine through this
+    /// master, kept beside its control socket for as long as the master
+    /// lives: a new master makes a new socket (another inode), which voids
+    /// it. It saves each later command the `/version` round trip.
+    pub fn remembered(&self) -> Option<serde_json::Value> {
+        let key = self.identity()?;
+        let memo: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.memo()).ok()?).ok()?;
+        (memo.get("master")?.as_str()? == key).then(|| memo.get("value").cloned())?
+    }
+
+    pub fn remember(&self, value: serde_json::Value) {
+        let Some(key) = self.identity() else { return };
+        let memo = serde_json::json!({ "master": key, "value": value });
+        // A memo: failing to write it costs the next command a round trip.
+        let _ = crate::base::fs::write_atomic(&self.memo(), memo.to_string().as_bytes(), 0o600);
+    }
+
+    /// Forgets what `remember` kept: the engine stopped answering, so the
+    /// next command asks (and diagnoses) again.
+    pub fn forget_remembered(&self) {
+        let _ = std::fs::remove_file(self.memo());
+    }
+
+    fn memo(&self) -> PathBuf {
+        self.control.with_extension("engine.json")
+    }
+
+    /// The control socket's identity: one per master process.
+    fn identity(&self) -> Option<String> {
+        let m = std::fs::symlink_metadata(&self.control).ok()?;
+        Some(format!(
+            "{}:{}:{}.{}",
+            m.dev(),
+            m.ino(),
+            m.ctime(),
+            m.ctime_nsec()
+        ))
+    }
+
     /// Whether a master of ours answers: its Docker forward accepts.
     pub fn is_up(&self) -> bool {
         UnixStream::connect(&self.docker_socket).is_ok()
