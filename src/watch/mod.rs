@@ -31,7 +31,7 @@ use backoff::CrashLoops;
 use futures_util::StreamExt;
 use log::{ms, Log};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use triggers::FsTriggers;
@@ -238,10 +238,31 @@ impl Watcher {
     /// Passes and waits while the backend is reachable.
     async fn connected<B: Backend>(&mut self, backend: &B, first: Trigger) -> Outcome {
         let mut events = backend.events();
+        // Events that came while a pass ran, in order; `None` is the end
+        // of the stream.
+        let mut early: VecDeque<Option<crate::backend::Result<BackendEvent>>> = VecDeque::new();
         let mut next = Some(first);
         loop {
             if let Some(trigger) = next.take() {
-                match self.pass(backend, &trigger).await {
+                // The stream is polled while the pass runs: its request goes
+                // out with the pass's observation, not after it, so that a
+                // change made between the two is not missed (at a distance,
+                // that gap is the whole pass plus a round trip).
+                let passed = {
+                    let pass = self.pass(backend, &trigger);
+                    tokio::pin!(pass);
+                    let mut ended = false;
+                    loop {
+                        tokio::select! {
+                            r = &mut pass => break r,
+                            ev = events.next(), if !ended => {
+                                ended = ev.is_none();
+                                early.push_back(ev);
+                            }
+                        }
+                    }
+                };
+                match passed {
                     Ok(again) if again => {
                         // New roots are watched from now on; what changed in
                         // them before that is picked up by one more pass.
@@ -286,7 +307,12 @@ impl Watcher {
                             }
                         }
                     },
-                    event = events.next() => match event {
+                    event = async {
+                        match early.pop_front() {
+                            Some(ev) => ev,
+                            None => events.next().await,
+                        }
+                    } => match event {
                         Some(Ok(ev)) => {
                             match ev.kind {
                                 EventKind::Removed => { removed.insert(ev.container.clone()); }

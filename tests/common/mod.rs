@@ -535,6 +535,9 @@ pub struct WatchProc {
     pub child: std::process::Child,
     events: std::sync::mpsc::Receiver<Value>,
     pub seen: Vec<Value>,
+    /// Its stderr, read as it comes: a pipe nobody reads fills up and
+    /// blocks the watcher.
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl TestRepo {
@@ -552,6 +555,21 @@ impl TestRepo {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        {
+            let (mut pipe, text) = (child.stderr.take().unwrap(), stderr.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    text.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
@@ -570,6 +588,7 @@ impl TestRepo {
             child,
             events: rx,
             seen: Vec::new(),
+            stderr,
         };
         w.wait_for("the first pass", 30, |e| e["event"] == "pass_finished");
         w
