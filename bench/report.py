@@ -145,6 +145,9 @@ lines += compose_report.section(out)
 import scale_report  # noqa: E402
 
 lines += scale_report.section(out)
+import distance_report  # noqa: E402
+
+lines += distance_report.section(out)
 lines += ["", "Raw hyperfine exports: `bench/results/*.json` after a run.", ""]
 notes = Path(__file__).with_name("NOTES.md")
 if notes.exists():

@@ -262,7 +262,7 @@ fn the_missing_root_flag_keeps_or_removes_for_one_run() {
     // started after the deletion keeps the environment.
     repo.jj(&["new"]).success();
     w.wait_for("a pass for the jj operation", 10, |e| {
-        e["event"] == "pass_started" && e["cause"] == "jj_operation"
+        pass_caused_by(e, "jj_operation")
     });
     w.wait_for("that pass to finish", 10, |e| e["event"] == "pass_finished");
     assert!(

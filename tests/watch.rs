@@ -42,7 +42,7 @@ fn plain_jj_add_rename_forget_undo_and_rm_rf_are_followed() {
     let port = port_of(&ws).unwrap();
     // Woken by the jj operation itself (timing is for bench/, not tests).
     w.wait_for("a pass caused by the jj operation", 10, |e| {
-        e["event"] == "pass_started" && e["cause"] == "jj_operation"
+        pass_caused_by(e, "jj_operation")
     });
 
     // Data in the volume, to prove a rename keeps it.
@@ -215,7 +215,7 @@ fn a_bad_config_is_reported_and_survived_and_damage_is_repaired() {
     let from = w.seen.len();
     repo.jj(&["new"]).success();
     w.wait_for("a pass for the jj operation", 10, |e| {
-        e["event"] == "pass_started" && e["cause"] == "jj_operation"
+        pass_caused_by(e, "jj_operation")
     });
     w.wait_for("that pass to finish", 10, |e| e["event"] == "pass_finished");
     let errors: Vec<_> = w.seen[from..]

@@ -60,8 +60,31 @@ pub enum Wake {
 /// Why a pass runs; reported with it.
 #[derive(Debug, Clone)]
 struct Trigger {
+    /// What woke the watcher first.
     cause: &'static str,
+    /// Everything that came in the same burst, the first included.
+    causes: BTreeSet<&'static str>,
     first_seen: Instant,
+}
+
+impl Trigger {
+    fn new(cause: &'static str) -> Trigger {
+        Trigger {
+            cause,
+            causes: BTreeSet::from([cause]),
+            first_seen: Instant::now(),
+        }
+    }
+
+    /// Adds `cause` to the burst being gathered, or starts one.
+    fn note(burst: &mut Option<Trigger>, cause: &'static str) {
+        match burst {
+            Some(t) => {
+                t.causes.insert(cause);
+            }
+            None => *burst = Some(Trigger::new(cause)),
+        }
+    }
 }
 
 pub fn run(ctx: RepoContext, options: WatchOptions) -> Result<i32> {
@@ -154,10 +177,7 @@ impl Watcher {
         );
         let mut delay = RECONNECT_FIRST;
         let mut down = false;
-        let mut first = Trigger {
-            cause: "start",
-            first_seen: Instant::now(),
-        };
+        let mut first = Trigger::new("start");
         loop {
             // The spec is read again on every connect: an edited [backend]
             // takes effect at the next reconnect, as it would for a command.
@@ -168,10 +188,7 @@ impl Watcher {
                         self.log.emit("backend_reconnected", json!({}), || {
                             "the backend is reachable again: reconciling".into()
                         });
-                        first = Trigger {
-                            cause: "reconnect",
-                            first_seen: Instant::now(),
-                        };
+                        first = Trigger::new("reconnect");
                     }
                     delay = RECONNECT_FIRST;
                     match self.connected(&backend, first.clone()).await {
@@ -266,10 +283,7 @@ impl Watcher {
                     Ok(again) if again => {
                         // New roots are watched from now on; what changed in
                         // them before that is picked up by one more pass.
-                        next = Some(Trigger {
-                            cause: "new_workspace",
-                            first_seen: Instant::now(),
-                        });
+                        next = Some(Trigger::new("new_workspace"));
                         continue;
                     }
                     Ok(_) => {}
@@ -303,7 +317,7 @@ impl Watcher {
                         None => { self.stop = Some("channel closed"); return Outcome::Stop; }
                         Some(Wake::Fs(event)) => {
                             if let Some(cause) = self.fs.classify(&event) {
-                                trigger.get_or_insert(Trigger { cause: cause.as_str(), first_seen: Instant::now() });
+                                Trigger::note(&mut trigger, cause.as_str());
                             }
                         }
                     },
@@ -318,7 +332,7 @@ impl Watcher {
                                 EventKind::Removed => { removed.insert(ev.container.clone()); }
                                 EventKind::Died { .. } => deaths.push(ev),
                             }
-                            trigger.get_or_insert(Trigger { cause: "backend_event", first_seen: Instant::now() });
+                            Trigger::note(&mut trigger, "backend_event");
                         }
                         Some(Err(e)) => return Outcome::BackendLost(e.into()),
                         None => return Outcome::BackendLost(CommandError::new(
@@ -327,10 +341,10 @@ impl Watcher {
                         )),
                     },
                     _ = async { tokio::time::sleep_until(release.expect("guarded")).await }, if release.is_some() && trigger.is_none() => {
-                        trigger = Some(Trigger { cause: "hold_expired", first_seen: Instant::now() });
+                        trigger = Some(Trigger::new("hold_expired"));
                     },
                     _ = async { tokio::time::sleep_until(expiry.expect("guarded")).await }, if expiry.is_some() && trigger.is_none() => {
-                        trigger = Some(Trigger { cause: "data_expired", first_seen: Instant::now() });
+                        trigger = Some(Trigger::new("data_expired"));
                     },
                     _ = async { tokio::time::sleep_until(quiet.expect("guarded")).await }, if quiet.is_some() => break,
                 }
@@ -461,7 +475,7 @@ impl Watcher {
         let latency = now.duration_since(trigger.first_seen);
         self.log.emit(
             "pass_started",
-            json!({ "cause": trigger.cause, "latency_ms": ms(latency), "held": hold }),
+            json!({ "cause": trigger.cause, "causes": trigger.causes, "latency_ms": ms(latency), "held": hold }),
             || format!("pass ({}, {} ms after it)", trigger.cause, ms(latency)),
         );
         let applier = Applier::new(backend, &self.ctx, false);

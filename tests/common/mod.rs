@@ -595,12 +595,21 @@ impl TestRepo {
     }
 }
 
+/// Whether `e` is a pass that `cause` woke, alone or with other triggers of
+/// the same burst.
+pub fn pass_caused_by(e: &Value, cause: &str) -> bool {
+    e["event"] == "pass_started"
+        && e["causes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c == cause))
+}
+
 /// Every field README and ARCHITECTURE.md document for each watch event,
 /// checked on every event any test reads.
 pub fn check_watch_event(e: &Value) {
     let fields: &[&str] = match e["event"].as_str().unwrap_or_default() {
         "watching" => &["repo", "pid"],
-        "pass_started" => &["cause", "latency_ms", "held"],
+        "pass_started" => &["cause", "causes", "latency_ms", "held"],
         "action" => &["action", "workspace", "duration_ms"],
         "env_written" | "recovered" => &["workspace"],
         "warning" => &["message"],
