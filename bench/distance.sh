@@ -78,21 +78,8 @@ for d in $delays; do
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
   cd "$tmp" && jj git init "r$d" >/dev/null 2>&1 && cd "r$d"
   printf '.env\n' > .gitignore
-  cat > aether.toml <<TOML
-[backend]
-kind = "docker-ssh"
-host = "$user@127.0.0.1:$port"
-[services.a]
-image = "aether-test/busybox:1"
-command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
-ports = [8080]
-stop_timeout = "1s"
-[services.b]
-image = "aether-test/busybox:1"
-command = ["httpd", "-f", "-p", "8081", "-h", "/www"]
-ports = [8081]
-stop_timeout = "1s"
-TOML
+  printf '[backend]\nkind = "docker-ssh"\nhost = "%s"\n' "$user@127.0.0.1:$port" > aether.toml
+  cat "$src/bench/two_services.toml" >> aether.toml
   jj commit -m distance >/dev/null 2>&1
   "$ajj" reconcile >/dev/null 2>&1   # the master is up, the main workspace's services too
   hyperfine --style none --runs 3 --export-json "$out/distance_add_$d.json" \

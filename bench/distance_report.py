@@ -52,7 +52,8 @@ def section(out):
                 base = t
             cell = f"{t:.0f} ms" if t >= 100 else f"{t:.1f} ms"
             if d and base is not None:
-                cell += f" ({(t - base) / (2 * d):.1f} RTT)"
+                rtt = (t - base) / (2 * d)
+                cell += f" ({0.0 if abs(rtt) < 0.05 else rtt:.1f} RTT)"
             cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")

@@ -27,18 +27,7 @@ trap cleanup EXIT
 podman_host=$(bash "$src/scripts/podman-service")
 cd "$tmp" && jj git init engines >/dev/null 2>&1 && cd engines
 printf '.env\n' > .gitignore
-cat > aether.toml <<TOML
-[services.a]
-image = "aether-test/busybox:1"
-command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
-ports = [8080]
-stop_timeout = "1s"
-[services.b]
-image = "aether-test/busybox:1"
-command = ["httpd", "-f", "-p", "8081", "-h", "/www"]
-ports = [8081]
-stop_timeout = "1s"
-TOML
+cp "$src/bench/two_services.toml" aether.toml
 jj commit -m engines >/dev/null 2>&1
 # The services live in one revision; the default workspace moves off it, so
 # that each measure is about the one workspace w.

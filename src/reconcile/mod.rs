@@ -293,10 +293,11 @@ pub async fn reconcile_all<B: Backend>(
 /// How many workspaces with work a pass carries out at once:
 /// `$AETHER_PARALLEL`, else `DEFAULT_PARALLEL`.
 pub const PARALLEL_ENV: &str = "AETHER_PARALLEL";
-/// Measured on 2 cores with Docker 20.10, 141 new environments of one
-/// service (BENCHMARKS.md, "Scale"): 1 at a time 80 s, 2: 54 s, 4: 45 s,
-/// 8: 36 s, 16: 38 s. The engine serialises much of a network's and a
-/// container's creation, so more at once only queues inside it.
+/// Measured on 2 cores with Docker 20.10 (bench/NOTES.md, "The fleet
+/// section"): 40 new environments of one service, 1 at a time 15.1 s with
+/// the CPU 48 % busy, 2: 9.0 s, 8: 8.0 s with it 95 % busy. The engine's own
+/// work (networks, iptables, runc) is the bottleneck; more at once only
+/// queues inside it.
 pub const DEFAULT_PARALLEL: usize = 8;
 
 fn parallelism() -> usize {
