@@ -89,7 +89,7 @@ impl DockerBackend {
         let host =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
         let mut backend = DockerBackend {
-            docker: client(&host, &API_VERSION)?,
+            docker: client(&host, &API_VERSION, false)?,
             repo_id: repo_id.to_string(),
             docker_host: host.clone(),
             host: "127.0.0.1".into(),
@@ -116,7 +116,7 @@ impl DockerBackend {
             })??;
         let socket = format!("unix://{}", master.docker_socket.display());
         let mut backend = DockerBackend {
-            docker: client(&socket, &API_VERSION)?,
+            docker: client(&socket, &API_VERSION, true)?,
             repo_id: repo_id.to_string(),
             docker_host: master.target.to_string(),
             host: "127.0.0.1".into(),
@@ -149,6 +149,7 @@ impl DockerBackend {
             Some(m) => format!("unix://{}", m.docker_socket.display()),
             None => self.docker_host.clone(),
         };
+        let pooled = self.remote.is_some();
         let backend = self;
         if let Some(memo) = backend.remote.as_ref().and_then(|m| m.remembered()) {
             if let Some((engine, api)) = Engine::from_memo(&memo) {
@@ -160,6 +161,7 @@ impl DockerBackend {
                             major_version,
                             minor_version,
                         },
+                        pooled,
                     )?;
                 }
                 return Ok(());
@@ -182,7 +184,7 @@ impl DockerBackend {
                         format!("the Docker Engine refused API 1.41: {message}"),
                     )
                 })?;
-                backend.docker = client(&host, &minimum)?;
+                backend.docker = client(&host, &minimum, pooled)?;
                 if let Some(m) = &backend.remote {
                     m.remember(
                         backend
@@ -395,8 +397,18 @@ impl DockerBackend {
     }
 }
 
-fn client(host: &str, version: &ClientVersion) -> CmdResult<Docker> {
+/// A client for `host`. `pooled`: keep connections open between requests
+/// (HTTP keep-alive), as Docker's own CLI does. bollard turns pooling off
+/// for unix sockets, where a connection costs microseconds; but the socket
+/// the SSH master forwards opens an SSH channel for each connection, one
+/// round trip before the request's own. Pooled, a remote command pays that
+/// once per concurrent request, not once per request. An idle connection
+/// the engine closed is noticed by hyper, which opens another.
+fn client(host: &str, version: &ClientVersion, pooled: bool) -> CmdResult<Docker> {
     if let Some(path) = host.strip_prefix("unix://") {
+        if pooled {
+            return pooled_unix(path, version).map_err(|e| unreachable_error(host, &e));
+        }
         Docker::connect_with_unix(path, TIMEOUT_SECS, version)
     } else if host.starts_with("tcp://") || host.starts_with("http://") {
         Docker::connect_with_http(host, TIMEOUT_SECS, version)
@@ -408,6 +420,36 @@ fn client(host: &str, version: &ClientVersion) -> CmdResult<Docker> {
         .hint("use unix:///path/to/docker.sock or tcp://host:port"));
     }
     .map_err(|e| unreachable_error(host, &e))
+}
+
+/// bollard over hyper's pooling client on a unix socket (see [`client`]).
+/// The URI carries the socket path hex-encoded, as hyperlocal reads it.
+fn pooled_unix(path: &str, version: &ClientVersion) -> std::result::Result<Docker, BollardError> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    if !Path::new(path).exists() {
+        return Err(BollardError::SocketNotFoundError(path.to_string()));
+    }
+    let client = std::sync::Arc::new(
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(hyperlocal::UnixConnector),
+    );
+    let address = format!("unix://{}", crate::base::hex::hex(path.as_bytes()));
+    Docker::connect_with_custom_transport(
+        move |req: bollard::BollardRequest| {
+            let client = std::sync::Arc::clone(&client);
+            Box::pin(async move {
+                client
+                    .request(req)
+                    .await
+                    .map_err(|err| BollardError::HyperLegacyError { err })
+            })
+        },
+        Some(address),
+        TIMEOUT_SECS,
+        version,
+    )
 }
 
 /// "client version 1.41 is too old. Minimum supported API version is 1.44, …" → 1.44
@@ -945,7 +987,8 @@ impl DockerBackend {
         }
     }
 
-    /// Creates the workspace's network on a block of its own. Concurrent
+    /// Creates the workspace's network on a block of its own, starting
+    /// from `taken` (see [`Self::taken_addresses`]). Concurrent
     /// creators need no lock: the engine refuses a subnet that overlaps
     /// another network's, and the refused one moves on to the next free
     /// block. Within this process, blocks being created are skipped too, so
@@ -955,14 +998,11 @@ impl DockerBackend {
         ws: WorkspaceRef<'_>,
         name: &str,
         services: usize,
+        policy: subnets::Policy,
+        mut taken: subnets::Taken,
     ) -> Result<String> {
-        let policy = subnets::Policy::from_env()?;
-        if policy == subnets::Policy::Engine {
-            return self.create_network_on(ws, name, None).await;
-        }
         let ranges = policy.ranges();
         let prefix = subnets::prefix_for(services);
-        let mut taken = self.taken_addresses(false).await?;
         // The listing may be a few seconds old: read afresh once, at the
         // first refusal or before saying nothing is free.
         let mut relisted = false;
@@ -1520,15 +1560,29 @@ impl Backend for DockerBackend {
         // Found by label, not by name: engines before 25 accept a second
         // network of the same name (a create still in flight from a killed
         // process can make one), and a name lookup is then ambiguous.
-        let existing = self.workspace_networks(ws).await?;
-        if let Some(oldest) = existing
+        // What a new block must avoid is read at the same time, not after:
+        // the caller asks mostly when the network is missing, and on a
+        // remote host each is a round trip or more (the host's routes are an
+        // ssh session). Left unused when the network exists.
+        let policy = subnets::Policy::from_env()?;
+        let taken = async {
+            match policy {
+                subnets::Policy::Engine => None,
+                _ => Some(self.taken_addresses(false).await),
+            }
+        };
+        let (existing, taken) = tokio::join!(self.workspace_networks(ws), taken);
+        if let Some(oldest) = existing?
             .into_iter()
             .filter_map(|n| Some((n.created.map(|c| c.to_string()).unwrap_or_default(), n.id?)))
             .min()
         {
             return Ok(oldest.1);
         }
-        self.create_network(ws, &name, services).await
+        match taken {
+            None => self.create_network_on(ws, &name, None).await,
+            Some(taken) => self.create_network(ws, &name, services, policy, taken?).await,
+        }
     }
 
     async fn ensure_volume(&self, ws: WorkspaceRef<'_>, service: &str, volume: &str) -> Result<()> {

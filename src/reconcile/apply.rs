@@ -160,7 +160,7 @@ impl<'a, B: Backend> Applier<'a, B> {
         });
         self.claim_known(&actions, observed);
         self.remove_unwanted(&actions).await?;
-        let network_id = self.prepare(owner, desired, &actions).await?;
+        let network_id = self.prepare(owner, desired, &actions, observed).await?;
         tracing::debug!(
             workspace,
             ms = started.elapsed().as_millis() as u64,
@@ -297,12 +297,18 @@ impl<'a, B: Backend> Applier<'a, B> {
         owner: Option<WorkspaceRef<'_>>,
         desired: Option<&DesiredWorkspace>,
         actions: &[&Action],
+        observed: &Observed,
     ) -> Result<String> {
         let needs_network = actions
             .iter()
             .any(|a| starts(a) || matches!(a, Action::CreateNetwork { .. }));
+        let known = owner.and_then(|o| known_network(o, actions, observed));
         let network = async {
             match (needs_network, owner) {
+                // Observed under the workspace's lock, and kept by the
+                // plan: asking the engine again would cost a round trip
+                // (a remote one) and learn nothing.
+                (true, Some(_)) if known.is_some() => Ok(known.map(str::to_string)),
                 (true, Some(owner)) => {
                     let services = desired.map_or(1, |d| d.config.services.len());
                     self.backend.ensure_network(owner, services).await.map(Some)
@@ -770,6 +776,28 @@ impl<B: Backend> Applier<'_, B> {
 }
 
 /// Whether the action starts a container (and so may pick ports).
+/// The workspace's network as observed, when the plan keeps it as it is:
+/// exactly one of this workspace (by name and root), none to be created,
+/// none being removed. Anything else (twins, a rename) is left to
+/// `ensure_network`, which asks the engine.
+fn known_network<'o>(
+    owner: WorkspaceRef<'_>,
+    actions: &[&Action],
+    observed: &'o Observed,
+) -> Option<&'o str> {
+    let touched = actions
+        .iter()
+        .any(|a| matches!(a, Action::CreateNetwork { .. } | Action::RemoveNetwork { .. }));
+    let mut ours = observed
+        .networks
+        .iter()
+        .filter(|n| n.workspace == owner.name && n.root.as_deref() == Some(owner.root));
+    match (touched, ours.next(), ours.next()) {
+        (false, Some(n), None) if !n.id.is_empty() => Some(n.id.as_str()),
+        _ => None,
+    }
+}
+
 fn starts(a: &Action) -> bool {
     matches!(
         a,
