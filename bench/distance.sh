@@ -9,7 +9,9 @@
 #   `ajj workspace add` of 2 services, `ajj run -- true`, `ajj status
 #   --json`, a no-op `ajj reconcile`;
 # against Docker's own remote CLI, `docker -H ssh://… ps -q`, with a new
-# connection each time and over a ControlMaster (the fairest hand-made peer).
+# connection each time, over a ControlMaster, and through a named `docker
+# context` over that ControlMaster (the fairest hand-made peer); and the
+# watcher's time from a container's removal to its replacement's create.
 set -euo pipefail
 ajj=$(realpath "$1")
 out=$(realpath "$2")
@@ -92,9 +94,40 @@ for d in $delays; do
   "$ajj" run -- true
   hyperfine -N --style none --warmup 2 --runs 15 --export-json "$out/distance_ajj_$d.json" \
     "$ajj run -- true" "$ajj status --json" "$ajj reconcile" >/dev/null
+  # A named docker context, as a user would make one, over the ControlMaster config.
+  export DOCKER_CONFIG="$tmp/docker-config"
+  mkdir -p "$DOCKER_CONFIG"
+  docker context rm -f "bench$d" >/dev/null 2>&1 || true
+  docker context create "bench$d" --docker "host=ssh://$user@127.0.0.1:$port" >/dev/null
   hyperfine -N --style none --warmup 1 --runs 10 --export-json "$out/distance_docker_$d.json" \
     "env PATH=$tmp/bin-fresh:$PATH docker -H ssh://$user@127.0.0.1:$port ps -q" \
-    "env PATH=$tmp/bin-cm:$PATH docker -H ssh://$user@127.0.0.1:$port ps -q" >/dev/null
+    "env PATH=$tmp/bin-cm:$PATH docker -H ssh://$user@127.0.0.1:$port ps -q" \
+    "env PATH=$tmp/bin-cm:$PATH docker --context bench$d ps -q" >/dev/null
+  unset DOCKER_CONFIG
+  # The watcher: from the engine's `destroy` of a container removed by hand
+  # to its `create` of the replacement, both stamped by the engine (which
+  # is on this machine: one clock). Between them: the event's way here, the
+  # debounce, the pass's observations, and the create's way there.
+  "$ajj" watch --json > "$tmp/watch$d.log" 2>/dev/null &
+  watcher=$!
+  for _ in $(seq 200); do grep -q '"pass_finished"' "$tmp/watch$d.log" 2>/dev/null && break; sleep 0.05; done
+  : > "$out/distance_watch_$d.txt"
+  for _ in 1 2 3 4 5; do
+    victim=$(docker ps -q --filter label=aether-bench-distance=1 --filter label=dev.aether.service=a --filter label=dev.aether.workspace=w | head -1)
+    since=$(date +%s.%N)
+    docker rm -f "$victim" >/dev/null
+    for _ in $(seq 200); do
+      docker ps -q --filter label=aether-bench-distance=1 --filter label=dev.aether.service=a --filter label=dev.aether.workspace=w --filter status=running | grep -q . && break
+      sleep 0.05
+    done
+    docker events --since "$since" --until "$(date +%s.%N)" \
+      --filter label=aether-bench-distance=1 --filter label=dev.aether.service=a --filter type=container \
+      --format '{{.Action}} {{.TimeNano}}' \
+      | awk '$1=="destroy"&&!d{d=$2} $1=="create"&&d&&!c{c=$2} END{if(d&&c) printf "%.1f\n", (c-d)/1e6}' \
+      >> "$out/distance_watch_$d.txt"
+    sleep 0.5
+  done
+  kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null || true
   "$ajj" workspace forget w >/dev/null 2>&1
   cd "$tmp"
   rm -rf "$tmp/w"

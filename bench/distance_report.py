@@ -20,7 +20,24 @@ ROWS = [
     ("`ajj workspace add` (2 services)", "distance_add", 0),
     ("`docker -H ssh://… ps -q`, a new connection", "distance_docker", 0),
     ("`docker -H ssh://… ps -q` over a ControlMaster", "distance_docker", 1),
+    ("`docker --context … ps -q` over a ControlMaster", "distance_docker", 2),
+    ("`ajj watch`: a container removed → its replacement created", "distance_watch", None),
 ]
+
+
+def times(out, prefix, d, index):
+    """The samples of one cell, in seconds; None when it was not measured."""
+    if index is None:
+        f = out / f"{prefix}_{d}.txt"
+        if not f.exists():
+            return None
+        xs = [float(x) / 1000 for x in f.read_text().split()]
+        return xs or None
+    f = out / f"{prefix}_{d}.json"
+    if not f.exists():
+        return None
+    results = json.loads(f.read_text())["results"]
+    return results[index]["times"] if index < len(results) else None
 
 
 def median(xs):
@@ -43,11 +60,11 @@ def section(out):
     for label, prefix, index in ROWS:
         cells, base = [], None
         for d in delays:
-            f = out / f"{prefix}_{d}.json"
-            if not f.exists():
+            xs = times(out, prefix, d, index)
+            if xs is None:
                 cells.append("–")
                 continue
-            t = median(json.loads(f.read_text())["results"][index]["times"]) * 1000
+            t = median(xs) * 1000
             if base is None:
                 base = t
             cell = f"{t:.0f} ms" if t >= 100 else f"{t:.1f} ms"

@@ -1,9 +1,11 @@
-//! Local ports reserved for forwards to a remote backend.
+//! Local ports reserved for forwards to a remote backend, and for the
+//! user's own processes (`[ports]`).
 //!
 //! Locally, Docker binding a host port is what makes a pick race-free. A
-//! forwarded port is bound only while `ajj run` or `ajj tunnel` runs, so the
-//! reservation itself must be exclusive: one ledger per user (every repo
-//! draws from the same ports), changed under a file lock, written atomically.
+//! forwarded port is bound only while `ajj run` or `ajj tunnel` runs, and
+//! an own port only while the user's server runs, so the reservation itself
+//! must be exclusive: one ledger per user (every repo draws from the same
+//! ports), changed under a file lock, written atomically.
 
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::base::fs::write_atomic;
@@ -22,6 +24,22 @@ fn dir(ctx: &RepoContext) -> PathBuf {
 
 pub fn owner(ctx: &RepoContext, workspace: &str) -> String {
     format!("{}/{workspace}", ctx.repo_id)
+}
+
+/// The owner of a workspace's `[ports]`: apart from its forwards, which are
+/// released with its services' ports. The repo id is hex, so no
+/// workspace name makes one owner look like the other.
+pub fn own_owner(ctx: &RepoContext, workspace: &str) -> String {
+    format!("{}#ports/{workspace}", ctx.repo_id)
+}
+
+/// Whether anyone holds `port` in the ledger: a pick for a local engine's
+/// service skips those (an own port is not bound until its server runs).
+pub fn is_reserved(ctx: &RepoContext, port: u16) -> bool {
+    std::fs::read(dir(ctx).join("local-ports.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Ledger>(&b).ok())
+        .is_some_and(|l| l.contains_key(&port))
 }
 
 /// Runs `f` on the ledger under its lock and saves it when `f` says so.

@@ -135,13 +135,14 @@ fn workspace_reports(
                 continue;
             }
         };
-        let ports = state::load(ctx, &entry.name).ports;
+        let saved = state::load(ctx, &entry.name);
         reports.push(report::workspace_report(
             &entry.name,
             root,
             &config,
             observed,
-            &ports,
+            &saved.ports,
+            &saved.own_ports,
             backend.kind(),
             backend.client_host(),
             backend.remote_host(),

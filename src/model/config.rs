@@ -26,6 +26,8 @@ pub struct Config {
     pub backend: Option<BackendSpec>,
     /// User-named variables (`[env]`), as parsed templates.
     pub env: BTreeMap<String, Vec<Piece>>,
+    /// `[ports]`: ports for the user's own processes, by name.
+    pub ports: BTreeMap<String, OwnPort>,
     /// [`env_table_digest`] of the text this was parsed from: what the
     /// variables rendered from `[env]` came from, for trust.
     pub env_digest: Option<String>,
@@ -38,6 +40,20 @@ pub struct Config {
     /// What the config asks of the host (bind mounts outside the
     /// workspace, `privileged`…): it runs only once the user trusts it.
     pub grants: Vec<String>,
+}
+
+/// A port for a process the user runs in the workspace (a dev server, a
+/// debugger): a sticky free port of 127.0.0.1 that Aether reserves and
+/// writes as `<NAME>_PORT`, but never binds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnPort {
+    /// Taken when it is free and nobody reserved it; another port otherwise.
+    pub preferred: Option<u16>,
+}
+
+/// The variable an own port is written as: `web` → `WEB_PORT`.
+pub fn own_port_var(name: &str) -> String {
+    format!("{}_PORT", var_prefix(name))
 }
 
 // ---- raw, as written by the user ------------------------------------------
@@ -60,6 +76,15 @@ struct RawConfig {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     env: BTreeMap<String, Spanned<String>>,
+    /// Ports for the processes you run yourself in the workspace (a web dev
+    /// server, a debugger), by name (as service names): each gets a sticky
+    /// free port of 127.0.0.1, reserved so that no other workspace or
+    /// service takes it, written to `.env` as `<NAME>_PORT` and available
+    /// to `[env]` as `{ports.<name>}`. `web = {}` takes any free port.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawOwnPort>")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$" }))]
+    ports: BTreeMap<String, Spanned<RawOwnPort>>,
     /// Where the services run (default: local Docker).
     #[schemars(with = "Option<RawBackend>")]
     backend: Option<Spanned<RawBackend>>,
@@ -69,6 +94,15 @@ struct RawConfig {
     /// the workspace root, as Compose does.
     #[schemars(with = "Option<RawCompose>")]
     compose: Option<Spanned<RawCompose>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawOwnPort {
+    /// The port to take when it is free on 127.0.0.1 and not reserved
+    /// (1024-65535); otherwise another free port, with a warning.
+    #[schemars(with = "Option<u16>", range(min = 1024, max = 65535))]
+    preferred: Option<Spanned<u16>>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -365,7 +399,8 @@ fn validate(raw: RawConfig, loc: &Located, root: Option<&Path>) -> Result<Config
     if let Some(root) = root {
         compose_services(raw.compose, &mut services, &mut config, root, loc)?;
     }
-    config.env = validate_env_table(raw.env, &services, loc)?;
+    config.ports = validate_own_ports(raw.ports, &services, loc)?;
+    config.env = validate_env_table(raw.env, &services, &config.ports, loc)?;
     config.services = services;
     Ok(config)
 }
@@ -722,12 +757,68 @@ fn validate_container_env(
 
 /// The top-level `[env]` table. Checked after every service, since its
 /// names must not clash with theirs and its placeholders name them.
+/// `[ports]`: names as service names, each variable written once.
+fn validate_own_ports(
+    raw: BTreeMap<String, Spanned<RawOwnPort>>,
+    services: &BTreeMap<String, Service>,
+    loc: &Located,
+) -> Result<BTreeMap<String, OwnPort>> {
+    let generated: BTreeMap<String, &str> = services
+        .values()
+        .flat_map(|s| generated_var_names(s).into_iter().map(|v| (v, s.name.as_str())))
+        .collect();
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let mut ports = BTreeMap::new();
+    for (name, port) in raw {
+        let key = format!("ports.{name}");
+        let span = port.span();
+        if !valid_service_name(&name) {
+            return Err(loc.error(
+                Some(span),
+                &key,
+                "port names are 1-40 characters of a-z, 0-9, '-' and '_', starting with a letter or digit",
+            ));
+        }
+        let var = own_port_var(&name);
+        if let Some(service) = generated.get(&var) {
+            return Err(loc.error(
+                Some(span),
+                &key,
+                &format!("service `{service}` already writes {var}; name the port otherwise (e.g. `{name}-dev`)"),
+            ));
+        }
+        if let Some(other) = vars.insert(var.clone(), name.clone()) {
+            return Err(loc.error(
+                Some(span),
+                &key,
+                &format!("ports `{other}` and `{name}` would both write {var}"),
+            ));
+        }
+        let port = port.into_inner();
+        let preferred = match port.preferred {
+            Some(p) if *p.get_ref() < 1024 => {
+                return Err(loc.error(
+                    Some(p.span()),
+                    &format!("{key}.preferred"),
+                    "a preferred port is 1024-65535: lower ports need privileges on the host",
+                ))
+            }
+            p => p.map(Spanned::into_inner),
+        };
+        ports.insert(name, OwnPort { preferred });
+    }
+    Ok(ports)
+}
+
 fn validate_env_table(
     raw: BTreeMap<String, Spanned<String>>,
     services: &BTreeMap<String, Service>,
+    own_ports: &BTreeMap<String, OwnPort>,
     loc: &Located,
 ) -> Result<BTreeMap<String, Vec<Piece>>> {
-    let generated: BTreeSet<String> = services.values().flat_map(generated_var_names).collect();
+    let mut generated: BTreeSet<String> =
+        services.values().flat_map(generated_var_names).collect();
+    generated.extend(own_ports.keys().map(|p| own_port_var(p)));
     let mut env = BTreeMap::new();
     for (name, value) in raw {
         let key = format!("env.{name}");
@@ -742,13 +833,13 @@ fn validate_env_table(
             return Err(loc.error(
                 Some(value.span()),
                 &key,
-                "this variable is already written for a service; pick another name",
+                "this variable is already written for a service or a port; pick another name",
             ));
         }
         let pieces = template::parse(value.get_ref())
             .map_err(|e| loc.error(Some(value.span()), &key, &e))?;
         for var in template::vars(&pieces) {
-            if let Err(e) = check_global_placeholder(var, services) {
+            if let Err(e) = check_global_placeholder(var, services, own_ports) {
                 return Err(loc.error(Some(value.span()), &key, &e));
             }
         }
@@ -850,11 +941,25 @@ fn check_service_placeholder(var: &str, ports: &[u16]) -> Result<(), String> {
     }
 }
 
-fn check_global_placeholder(var: &str, services: &BTreeMap<String, Service>) -> Result<(), String> {
+fn check_global_placeholder(
+    var: &str,
+    services: &BTreeMap<String, Service>,
+    own_ports: &BTreeMap<String, OwnPort>,
+) -> Result<(), String> {
     if var == "workspace" {
         return Ok(());
     }
-    let usage = "use {workspace} or {<service>.host}, {<service>.port}, {<service>.port.<container port>}, {<service>.url}";
+    if let Some(port) = var.strip_prefix("ports.") {
+        if own_ports.contains_key(port) {
+            return Ok(());
+        }
+        if !services.contains_key("ports") {
+            return Err(format!(
+                "`{{{var}}}` names port `{port}`, which is not declared in [ports]"
+            ));
+        }
+    }
+    let usage = "use {workspace}, {ports.<name>} or {<service>.host}, {<service>.port}, {<service>.port.<container port>}, {<service>.url}";
     let Some((svc_name, field)) = var.split_once('.') else {
         return Err(format!("unknown placeholder `{{{var}}}`; {usage}"));
     };

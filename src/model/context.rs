@@ -3,11 +3,14 @@
 
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::base::template;
-use crate::model::config::{var_prefix, Config, Service};
+use crate::model::config::{own_port_var, var_prefix, Config, Service};
 use std::collections::BTreeMap;
 
 /// service → container port → host port
 pub type PortMap = BTreeMap<String, BTreeMap<u16, u16>>;
+
+/// `[ports]` name → the port reserved for it.
+pub type OwnPorts = BTreeMap<String, u16>;
 
 fn lookup_service(
     svc: &Service,
@@ -49,8 +52,14 @@ pub fn variables(
     workspace: &str,
     host: &str,
     ports: &PortMap,
+    own: &OwnPorts,
 ) -> Result<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
+    for name in config.ports.keys() {
+        if let Some(port) = own.get(name) {
+            vars.insert(own_port_var(name), port.to_string());
+        }
+    }
     for (name, svc) in &config.services {
         let Some(svc_ports) = ports.get(name) else {
             continue;
@@ -75,6 +84,9 @@ pub fn variables(
         let rendered = template::render(pieces, |k| {
             if k == "workspace" {
                 return Some(workspace.to_string());
+            }
+            if let Some(port) = k.strip_prefix("ports.").filter(|p| config.ports.contains_key(*p)) {
+                return own.get(port).map(u16::to_string);
             }
             let (svc_name, field) = k.split_once('.')?;
             let svc = config.services.get(svc_name)?;
@@ -128,12 +140,34 @@ UI = "https://{web-ui.host}:{web-ui.port.443}"
             ("db".into(), BTreeMap::from([(5432, 40001)])),
             ("web-ui".into(), BTreeMap::from([(80, 40002), (443, 40003)])),
         ]);
-        let v = variables(&cfg, "feat", "127.0.0.1", &ports).unwrap();
+        let v = variables(&cfg, "feat", "127.0.0.1", &ports, &OwnPorts::new()).unwrap();
         assert_eq!(v["DB_URL"], "postgres://u:p@127.0.0.1:40001/feat");
         assert_eq!(v["DATABASE_URL"], v["DB_URL"]);
         assert_eq!(v["WEB_UI_PORT"], "40002");
         assert_eq!(v["WEB_UI_PORT_443"], "40003");
         assert_eq!(v["UI"], "https://127.0.0.1:40003");
         assert!(!v.contains_key("DB_PORT_5432"));
+    }
+
+    #[test]
+    fn own_ports_are_variables_and_placeholders() {
+        let cfg = crate::model::config::parse(
+            r#"
+[ports]
+web = {}
+debug-ui = { preferred = 9229 }
+[env]
+PUBLIC_URL = "http://localhost:{ports.web}/{workspace}"
+"#,
+            Path::new("aether.toml"),
+        )
+        .unwrap();
+        let own = OwnPorts::from([("web".into(), 41000), ("debug-ui".into(), 9229)]);
+        let v = variables(&cfg, "feat", "127.0.0.1", &PortMap::new(), &own).unwrap();
+        assert_eq!(v["WEB_PORT"], "41000");
+        assert_eq!(v["DEBUG_UI_PORT"], "9229");
+        assert_eq!(v["PUBLIC_URL"], "http://localhost:41000/feat");
+        let none = variables(&cfg, "feat", "127.0.0.1", &PortMap::new(), &OwnPorts::new()).unwrap();
+        assert!(none.is_empty(), "nothing without reserved ports: {none:?}");
     }
 }

@@ -26,6 +26,10 @@ pub struct WorkspaceState {
     /// `ajj run` forwards to these at once and checks them meanwhile.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub remote_ports: BTreeMap<String, BTreeMap<u16, u16>>,
+    /// `[ports]` name → the local port reserved for it (also held in the
+    /// user's port ledger, so that no other workspace takes it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub own_ports: BTreeMap<String, u16>,
 }
 
 fn dir(ctx: &RepoContext) -> PathBuf {
@@ -93,7 +97,10 @@ pub fn all_reserved_ports(ctx: &RepoContext) -> HashSet<u16> {
         .flatten()
         .filter_map(|e| std::fs::read(e.path()).ok())
         .filter_map(|b| serde_json::from_slice::<WorkspaceState>(&b).ok())
-        .flat_map(|s| s.ports.into_values().flat_map(|m| m.into_values()))
+        .flat_map(|s| {
+            let own = s.own_ports.into_values();
+            s.ports.into_values().flat_map(|m| m.into_values()).chain(own)
+        })
         .collect()
 }
 

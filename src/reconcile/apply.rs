@@ -11,7 +11,7 @@ use crate::backend::{self, Backend, ContainerRequest, Fault, Observed, Workspace
 use crate::base::error::{CommandError, ErrorCode, Result};
 use crate::model::compose::build::BuildSpec;
 use crate::model::config::Service;
-use crate::model::context::PortMap;
+use crate::model::context::{OwnPorts, PortMap};
 use crate::model::desired::DesiredWorkspace;
 use crate::model::jj::{JjAt, Workspaces};
 use crate::model::repo::RepoContext;
@@ -50,6 +50,8 @@ pub struct Applier<'a, B: Backend> {
 /// What a workspace looks like after its actions ran.
 pub struct Applied {
     pub ports: PortMap,
+    /// `[ports]`: the port reserved for each.
+    pub own_ports: OwnPorts,
 }
 
 impl<'a, B: Backend> Applier<'a, B> {
@@ -97,7 +99,9 @@ impl<'a, B: Backend> Applier<'a, B> {
         }
         for _ in 0..64 {
             if let Some(p) = portpicker::pick_unused_port() {
-                if self.claim(p) {
+                // Free now, but perhaps a workspace's own port (`[ports]`),
+                // bound only while its server runs.
+                if !ports::is_reserved(self.ctx, p) && self.claim(p) {
                     return Ok(p);
                 }
             }
@@ -232,6 +236,9 @@ impl<'a, B: Backend> Applier<'a, B> {
             }
             state::save(self.ctx, &saved)?;
             state::remove(self.ctx, from);
+            for (name, port) in old.own_ports {
+                saved.own_ports.entry(name).or_insert(port);
+            }
             if self.backend.forwards_ports() {
                 ports::rename(
                     self.ctx,
@@ -239,6 +246,11 @@ impl<'a, B: Backend> Applier<'a, B> {
                     &ports::owner(self.ctx, workspace),
                 )?;
             }
+            ports::rename(
+                self.ctx,
+                &ports::own_owner(self.ctx, from),
+                &ports::own_owner(self.ctx, workspace),
+            )?;
             self.say(format!(
                 "Adopting the environment of {from}, renamed to {workspace}"
             ));
@@ -546,11 +558,13 @@ impl<'a, B: Backend> Applier<'a, B> {
         keeps_data: bool,
     ) -> Result<Applied> {
         let Some(d) = desired else {
+            let gone = Applied {
+                ports: PortMap::new(),
+                own_ports: OwnPorts::new(),
+            };
             if keeps_data {
                 // Its data waits for an undo: so do its ports.
-                return Ok(Applied {
-                    ports: PortMap::new(),
-                });
+                return Ok(gone);
             }
             if self.backend.forwards_ports() {
                 ports::release(
@@ -559,10 +573,15 @@ impl<'a, B: Backend> Applier<'a, B> {
                     &HashSet::new(),
                 )?;
             }
+            if !saved.own_ports.is_empty() {
+                ports::release(
+                    self.ctx,
+                    &ports::own_owner(self.ctx, workspace),
+                    &HashSet::new(),
+                )?;
+            }
             state::remove(self.ctx, workspace);
-            return Ok(Applied {
-                ports: PortMap::new(),
-            });
+            return Ok(gone);
         };
         let mut ports = PortMap::new();
         for (name, svc) in &d.config.services {
@@ -581,17 +600,77 @@ impl<'a, B: Backend> Applier<'a, B> {
                 ports.insert(name.clone(), p);
             }
         }
+        let own_ports = self.own_ports(workspace, d, &saved)?;
         let backend = (!ports.is_empty()).then(|| self.backend.id());
-        if saved.ports != ports || (backend.is_some() && saved.backend != backend) {
+        if saved.ports != ports
+            || saved.own_ports != own_ports
+            || (backend.is_some() && saved.backend != backend)
+        {
             if self.backend.forwards_ports() {
                 let keep = ports.values().flat_map(|p| p.values().copied()).collect();
                 ports::release(self.ctx, &ports::owner(self.ctx, workspace), &keep)?;
             }
             saved.ports = ports.clone();
+            saved.own_ports = own_ports.clone();
             saved.backend = backend.or(saved.backend);
             state::save(self.ctx, &saved)?;
         }
-        Ok(Applied { ports })
+        Ok(Applied { ports, own_ports })
+    }
+
+    /// The ports of `[ports]`: each keeps the one it had (bound or not: its
+    /// server may be running on it now), else takes its preferred port when
+    /// that is free and nobody reserved it, else any free one; all held in
+    /// the user's ledger. Ports no longer declared are released.
+    fn own_ports(
+        &self,
+        workspace: &str,
+        d: &DesiredWorkspace,
+        saved: &state::WorkspaceState,
+    ) -> Result<OwnPorts> {
+        if d.config.ports.is_empty() && saved.own_ports.is_empty() {
+            return Ok(OwnPorts::new());
+        }
+        let owner = ports::own_owner(self.ctx, workspace);
+        let mut own = OwnPorts::new();
+        for (name, spec) in &d.config.ports {
+            if let Some(&p) = saved.own_ports.get(name) {
+                if ports::hold(self.ctx, &owner, p)? {
+                    self.claim(p);
+                    own.insert(name.clone(), p);
+                    continue;
+                }
+            }
+            let preferred = match spec.preferred {
+                Some(p)
+                    if !self.claimed.lock().unwrap().contains(&p)
+                        && portpicker::is_free_tcp(p)
+                        && ports::hold(self.ctx, &owner, p)? =>
+                {
+                    Some(p)
+                }
+                Some(p) => {
+                    self.warn(format!(
+                        "{workspace}: port {name}'s preferred {p} is taken; {} gets another",
+                        crate::model::config::own_port_var(name)
+                    ));
+                    None
+                }
+                None => None,
+            };
+            let port = match preferred {
+                Some(p) => p,
+                None => {
+                    let avoid = self.claimed.lock().unwrap().clone();
+                    ports::reserve(self.ctx, &owner, &avoid)?
+                }
+            };
+            self.claim(port);
+            own.insert(name.clone(), port);
+        }
+        let keep = own.values().copied().collect();
+        ports::release(self.ctx, &owner, &keep)?;
+        Ok(own)
     }
 
     /// Creates, recreates or starts one service and waits until it is ready.

@@ -286,3 +286,27 @@ fn a_forgotten_workspace_loses_everything_and_its_state() {
         assert!(state::load(&f.ctx, "w").ports.is_empty());
     });
 }
+
+#[test]
+fn a_network_the_plan_keeps_is_taken_from_the_observation_not_asked_for() {
+    let f = fixture(CFG);
+    run(async {
+        let (_, first, _) = f.pass().await;
+        first.unwrap();
+        assert!(
+            f.backend.log().iter().any(|c| c == "ensure_network w"),
+            "a missing network is ensured: {:?}",
+            f.backend.log()
+        );
+        f.backend.kill("c-w-db", 1);
+        let calls = f.backend.log().len();
+        let (actions, again, _) = f.pass().await;
+        again.unwrap();
+        assert!(!actions.is_empty(), "the exited container is acted on");
+        let later = &f.backend.log()[calls..];
+        assert!(
+            !later.iter().any(|c| c.starts_with("ensure_network")),
+            "the observed network is used as it is: {later:?}"
+        );
+    });
+}

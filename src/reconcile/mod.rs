@@ -31,6 +31,7 @@ use steps::{Memory, Step};
 pub struct Settled {
     pub actions: Vec<Step>,
     pub ports: PortMap,
+    pub own_ports: context::OwnPorts,
     /// The backend's objects of this workspace after the actions ran.
     pub observed: Observed,
     pub env_written: bool,
@@ -108,8 +109,12 @@ async fn settle<B: Backend>(
             name,
             applier.backend.client_host(),
             &applied.ports,
+            &applied.own_ports,
         )?;
-        env_written = if d.config.services.is_empty() && d.config.env.is_empty() {
+        env_written = if d.config.services.is_empty()
+            && d.config.env.is_empty()
+            && d.config.ports.is_empty()
+        {
             if let Some(records) = crate::model::trust::Records::user() {
                 records.forget_generated(&d.root);
             }
@@ -136,6 +141,7 @@ async fn settle<B: Backend>(
     Ok(Settled {
         actions,
         ports: applied.ports,
+        own_ports: applied.own_ports,
         observed,
         env_written,
     })

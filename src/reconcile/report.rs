@@ -4,7 +4,7 @@ use super::plan::{Action, Reason};
 use super::steps::Step;
 use crate::backend::{Observed, ServiceState};
 use crate::model::config::Config;
-use crate::model::context::{self, PortMap};
+use crate::model::context::{self, OwnPorts, PortMap};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +25,8 @@ pub struct WorkspaceReport {
     pub warnings: Vec<String>,
     /// Images this command built (`build:` services), by tag.
     pub images_built: Vec<String>,
+    /// `[ports]`: name → the port of 127.0.0.1 reserved for it.
+    pub ports: BTreeMap<String, u16>,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +66,7 @@ pub fn workspace_report(
     config: &Config,
     observed: &Observed,
     ports: &PortMap,
+    own: &OwnPorts,
     backend: &str,
     host: &str,
     remote_host: Option<String>,
@@ -119,7 +122,12 @@ pub fn workspace_report(
             },
         );
     }
-    let variables = context::variables(config, name, host, &live_ports).unwrap_or_default();
+    let variables = context::variables(config, name, host, &live_ports, own).unwrap_or_default();
+    let own: OwnPorts = own
+        .iter()
+        .filter(|(n, _)| config.ports.contains_key(*n))
+        .map(|(n, p)| (n.clone(), *p))
+        .collect();
     WorkspaceReport {
         schema_version: SCHEMA_VERSION,
         name: name.to_string(),
@@ -134,6 +142,7 @@ pub fn workspace_report(
         variables,
         warnings,
         images_built: Vec::new(),
+        ports: own,
     }
 }
 
@@ -143,8 +152,16 @@ pub fn print_human(r: &WorkspaceReport) {
         Some(host) => println!("{} ({} {host}) {}", r.name, r.backend, r.workspace_root),
         None => println!("{} ({}) {}", r.name, r.backend, r.workspace_root),
     }
-    if r.resources.is_empty() {
+    if r.resources.is_empty() && r.ports.is_empty() {
         println!("  no services declared (aether.toml)");
+    }
+    for (name, port) in &r.ports {
+        println!(
+            "  {:<12} {:<10} 127.0.0.1:{port} ({})",
+            name,
+            "port",
+            crate::model::config::own_port_var(name)
+        );
     }
     for res in r.resources.values() {
         let health = res

@@ -589,6 +589,7 @@ async fn provision(
         &desired.config,
         &settled.observed,
         &settled.ports,
+        &settled.own_ports,
         backend.kind(),
         backend.client_host(),
         backend.remote_host(),
