@@ -67,7 +67,25 @@ pub struct DockerBackend {
     /// networks lists them once, not once per network (see
     /// `engine_subnets`).
     known_subnets: std::sync::Mutex<Option<(std::time::Instant, Vec<subnets::Cidr>)>>,
+    /// Images seen present, and when: named by a container the engine
+    /// listed, found by an inspection, or pulled. `ensure_image` asks no
+    /// further within `PRESENT_IMAGE_TTL`; a create that finds one gone
+    /// after all inspects (and pulls) then, and tries again.
+    present_images: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// The remote host's routes and `daemon.json`, read in the background
+    /// since `expect_new_isolation` (see `host_addressing`).
+    prefetched_addressing: std::sync::Mutex<Option<Prefetch>>,
 }
+
+type Prefetch = (
+    std::time::Instant,
+    tokio::task::JoinHandle<(String, String)>,
+);
+
+/// How long an image seen present is taken as present without asking.
+const PRESENT_IMAGE_TTL: Duration = Duration::from_secs(30);
+/// How old a prefetched reading of the host's addressing may be when used.
+const PREFETCH_TTL: Duration = Duration::from_secs(10);
 
 /// How long a listing of the engine's subnets is reused. Staleness is safe
 /// both ways: a network made since by someone else is refused by the engine
@@ -100,6 +118,8 @@ impl DockerBackend {
             },
             claimed_blocks: Default::default(),
             known_subnets: Default::default(),
+            present_images: Default::default(),
+            prefetched_addressing: Default::default(),
         };
         backend.negotiate().await?;
         Ok(backend)
@@ -127,6 +147,8 @@ impl DockerBackend {
             },
             claimed_blocks: Default::default(),
             known_subnets: Default::default(),
+            present_images: Default::default(),
+            prefetched_addressing: Default::default(),
         };
         if let Err(e) = backend.negotiate().await {
             if e.code != ErrorCode::DockerUnreachable {
@@ -821,6 +843,18 @@ impl DockerBackend {
                 .create_container(Some(options.clone()), body.clone())
                 .await;
         }
+        if matches!(&created, Err(e) if status_code(e) == Some(404)) {
+            // The image was taken as present from an earlier sighting
+            // (see `present_images`) and is gone: ask, pull if need be,
+            // and create again, as `docker run` does.
+            self.forget_present(&spec.image);
+            self.ensure_image(&spec.image).await?;
+            self.count();
+            created = self
+                .docker
+                .create_container(Some(options.clone()), body.clone())
+                .await;
+        }
         if let Err(e) = created {
             return Err(match status_code(&e) {
                 Some(404) => BackendError::with(
@@ -882,12 +916,20 @@ impl DockerBackend {
         // when it lists volumes, and returns other repos' objects.
         let wanted = filters.get("label").cloned().unwrap_or_default();
         let owned = |labels: Option<&HashMap<String, String>>| labels_match(&wanted, labels);
+        let containers: Vec<_> = containers
+            .into_iter()
+            .filter(|c| owned(c.labels.as_ref()))
+            .collect();
+        // A listing names a container's image by the reference it was made
+        // from while that still resolves (by id once it is gone).
+        self.seen_present(
+            containers
+                .iter()
+                .filter_map(|c| c.image.as_deref())
+                .filter(|i| !i.starts_with("sha256:")),
+        );
         let mut observed = Observed {
-            containers: containers
-                .into_iter()
-                .filter(|c| owned(c.labels.as_ref()))
-                .map(observed_container)
-                .collect(),
+            containers: containers.into_iter().map(observed_container).collect(),
             ..Default::default()
         };
         if self.engine.has(Quirk::ListOmitsHealth) {
@@ -979,12 +1021,43 @@ impl DockerBackend {
                 std::fs::read_to_string("/etc/docker/daemon.json").unwrap_or_default(),
             ),
             Some(m) => {
-                let m = m.clone();
-                tokio::task::spawn_blocking(move || m.host_addressing())
-                    .await
-                    .unwrap_or_default()
+                let prefetched = self.prefetched_addressing.lock().expect("prefetch").take();
+                let task = match prefetched {
+                    Some((at, task)) if at.elapsed() < PREFETCH_TTL => task,
+                    stale => {
+                        if let Some((_, task)) = stale {
+                            task.abort();
+                        }
+                        let m = m.clone();
+                        tokio::task::spawn_blocking(move || m.host_addressing())
+                    }
+                };
+                task.await.unwrap_or_default()
             }
         }
+    }
+
+    fn seen_present<'i>(&self, images: impl Iterator<Item = &'i str>) {
+        let now = std::time::Instant::now();
+        let mut present = self.present_images.lock().expect("present images");
+        for image in images {
+            present.insert(image.to_string(), now);
+        }
+    }
+
+    fn known_present(&self, image: &str) -> bool {
+        self.present_images
+            .lock()
+            .expect("present images")
+            .get(image)
+            .is_some_and(|at| at.elapsed() < PRESENT_IMAGE_TTL)
+    }
+
+    fn forget_present(&self, image: &str) {
+        self.present_images
+            .lock()
+            .expect("present images")
+            .remove(image);
     }
 
     /// Creates the workspace's network on a block of its own, starting
@@ -1205,6 +1278,25 @@ impl Backend for DockerBackend {
 
     fn api_calls(&self) -> usize {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    fn expect_new_isolation(&self) {
+        let Some(m) = &self.remote else {
+            return; // local files: read when needed, in microseconds
+        };
+        if subnets::Policy::from_env().ok() == Some(subnets::Policy::Engine) {
+            return;
+        }
+        let m = m.clone();
+        let task = tokio::task::spawn_blocking(move || m.host_addressing());
+        let old = self
+            .prefetched_addressing
+            .lock()
+            .expect("prefetch")
+            .replace((std::time::Instant::now(), task));
+        if let Some((_, old)) = old {
+            old.abort();
+        }
     }
 
     fn kind(&self) -> &'static str {
@@ -1502,9 +1594,15 @@ impl Backend for DockerBackend {
     }
 
     async fn ensure_image(&self, image: &str) -> Result<()> {
+        if self.known_present(image) {
+            return Ok(());
+        }
         self.count();
         match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                self.seen_present(std::iter::once(image));
+                return Ok(());
+            }
             Err(e) if status_code(&e) == Some(404) => {}
             Err(e) => return Err(self.api_error(&format!("inspecting image {image}"), e)),
         }
@@ -1544,7 +1642,10 @@ impl Backend for DockerBackend {
             }
         }
         match failure {
-            None => Ok(()),
+            None => {
+                self.seen_present(std::iter::once(image));
+                Ok(())
+            }
             Some(reason) => Err(BackendError::with(Fault::ImageMissing, CommandError::new(
                 ErrorCode::ImageNotFound,
                 format!("image `{image}` is not present locally and could not be pulled"),
@@ -1581,7 +1682,10 @@ impl Backend for DockerBackend {
         }
         match taken {
             None => self.create_network_on(ws, &name, None).await,
-            Some(taken) => self.create_network(ws, &name, services, policy, taken?).await,
+            Some(taken) => {
+                self.create_network(ws, &name, services, policy, taken?)
+                    .await
+            }
         }
     }
 

@@ -430,6 +430,12 @@ pub trait Backend: Naming {
     fn api_calls(&self) -> usize {
         0
     }
+    /// A hint: an isolation unit is likely to be made soon (an add is
+    /// starting). A backend may begin reading, in the background, what
+    /// choosing its addresses needs, so that the creation does not wait
+    /// for it (on a remote host, the host's routes cost an SSH session).
+    /// Changes nothing; the default does nothing.
+    fn expect_new_isolation(&self) {}
     async fn live_status(&self, container: &str) -> Result<LiveStatus>;
     /// Waits until the service really serves (its healthcheck, else every
     /// port held open by a listener), or fails with SERVICE_EXITED or

@@ -765,7 +765,11 @@ fn validate_own_ports(
 ) -> Result<BTreeMap<String, OwnPort>> {
     let generated: BTreeMap<String, &str> = services
         .values()
-        .flat_map(|s| generated_var_names(s).into_iter().map(|v| (v, s.name.as_str())))
+        .flat_map(|s| {
+            generated_var_names(s)
+                .into_iter()
+                .map(|v| (v, s.name.as_str()))
+        })
         .collect();
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let mut ports = BTreeMap::new();
@@ -816,8 +820,7 @@ fn validate_env_table(
     own_ports: &BTreeMap<String, OwnPort>,
     loc: &Located,
 ) -> Result<BTreeMap<String, Vec<Piece>>> {
-    let mut generated: BTreeSet<String> =
-        services.values().flat_map(generated_var_names).collect();
+    let mut generated: BTreeSet<String> = services.values().flat_map(generated_var_names).collect();
     generated.extend(own_ports.keys().map(|p| own_port_var(p)));
     let mut env = BTreeMap::new();
     for (name, value) in raw {
@@ -993,6 +996,39 @@ mod tests {
 
     fn err(s: &str) -> CommandError {
         parse_str(s).expect_err("should fail")
+    }
+
+    #[test]
+    fn own_ports_are_validated() {
+        let ok = parse_str(
+            "[ports]\nweb = {}\ndebug-ui = { preferred = 9229 }\n[env]\nU = \"{ports.web}\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.ports["web"], OwnPort { preferred: None });
+        assert_eq!(ok.ports["debug-ui"].preferred, Some(9229));
+        assert_eq!(own_port_var("debug-ui"), "DEBUG_UI_PORT");
+        let cases = [
+            ("[ports]\nWeb = {}\n", "port names are"),
+            ("[ports]\nweb = { preferred = 80 }\n", "1024-65535"),
+            ("[ports]\nweb = { prefered = 3000 }\n", "prefered"),
+            ("[ports]\nweb = 3000\n", "ports.web"),
+            ("[ports]\na-b = {}\na_b = {}\n", "would both write A_B_PORT"),
+            (
+                "[services.web]\nimage = \"i\"\nports = [80]\n[ports]\nweb = {}\n",
+                "service `web` already writes WEB_PORT",
+            ),
+            (
+                "[ports]\nweb = {}\n[env]\nWEB_PORT = \"1\"\n",
+                "already written",
+            ),
+            ("[env]\nU = \"{ports.web}\"\n", "not declared in [ports]"),
+        ];
+        for (text, needle) in cases {
+            let e = err(text);
+            assert_eq!(e.code, ErrorCode::ConfigInvalid, "{text}");
+            let all = format!("{} {}", e.message, e.to_json());
+            assert!(all.contains(needle), "{text}: {all}");
+        }
     }
 
     #[test]

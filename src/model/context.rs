@@ -85,7 +85,10 @@ pub fn variables(
             if k == "workspace" {
                 return Some(workspace.to_string());
             }
-            if let Some(port) = k.strip_prefix("ports.").filter(|p| config.ports.contains_key(*p)) {
+            if let Some(port) = k
+                .strip_prefix("ports.")
+                .filter(|p| config.ports.contains_key(*p))
+            {
                 return own.get(port).map(u16::to_string);
             }
             let (svc_name, field) = k.split_once('.')?;

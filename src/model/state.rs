@@ -99,7 +99,10 @@ pub fn all_reserved_ports(ctx: &RepoContext) -> HashSet<u16> {
         .filter_map(|b| serde_json::from_slice::<WorkspaceState>(&b).ok())
         .flat_map(|s| {
             let own = s.own_ports.into_values();
-            s.ports.into_values().flat_map(|m| m.into_values()).chain(own)
+            s.ports
+                .into_values()
+                .flat_map(|m| m.into_values())
+                .chain(own)
         })
         .collect()
 }

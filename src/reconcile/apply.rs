@@ -864,9 +864,12 @@ fn known_network<'o>(
     actions: &[&Action],
     observed: &'o Observed,
 ) -> Option<&'o str> {
-    let touched = actions
-        .iter()
-        .any(|a| matches!(a, Action::CreateNetwork { .. } | Action::RemoveNetwork { .. }));
+    let touched = actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::CreateNetwork { .. } | Action::RemoveNetwork { .. }
+        )
+    });
     let mut ours = observed
         .networks
         .iter()

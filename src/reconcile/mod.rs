@@ -89,6 +89,16 @@ async fn settle<B: Backend>(
     let observed = if actions.is_empty() {
         observed
     } else {
+        // By its root too only when something of it carries another name
+        // (a rename whose volumes keep their labels): apply made the rest
+        // under this name, and each listing is a round trip on a remote host.
+        let renamed = observed.containers.iter().any(|c| c.workspace != name)
+            || observed
+                .networks
+                .iter()
+                .chain(&observed.volumes)
+                .any(|o| o.workspace != name);
+        let root = root.filter(|_| renamed);
         plan::scoped(all, &applier.backend.observe_for(name, root).await?, &scope)
     };
     if desired.is_some() && applier.backend.forwards_ports() {
@@ -111,32 +121,31 @@ async fn settle<B: Backend>(
             &applied.ports,
             &applied.own_ports,
         )?;
-        env_written = if d.config.services.is_empty()
-            && d.config.env.is_empty()
-            && d.config.ports.is_empty()
-        {
-            if let Some(records) = crate::model::trust::Records::user() {
-                records.forget_generated(&d.root);
-            }
-            envfile::clear(&d.root)?
-        } else {
-            let written = envfile::write(&d.root, &vars)?;
-            // What the shell hooks may load without trust: recorded where
-            // no revision can write (see trust.rs).
-            // Without a state directory (no HOME) there is nothing to
-            // record, and the hooks load no generated variable: safe.
-            let generated = crate::model::trust::Generated::new(&d.root, &d.config, &vars);
-            let recorded =
-                crate::model::trust::Records::user().map(|r| r.record_generated(&generated));
-            if let Some(Err(e)) = recorded {
-                tracing::warn!(
-                    "cannot record {}'s variables for the shell hooks: {}",
-                    name,
-                    e.message
-                );
-            }
-            written
-        };
+        env_written =
+            if d.config.services.is_empty() && d.config.env.is_empty() && d.config.ports.is_empty()
+            {
+                if let Some(records) = crate::model::trust::Records::user() {
+                    records.forget_generated(&d.root);
+                }
+                envfile::clear(&d.root)?
+            } else {
+                let written = envfile::write(&d.root, &vars)?;
+                // What the shell hooks may load without trust: recorded where
+                // no revision can write (see trust.rs).
+                // Without a state directory (no HOME) there is nothing to
+                // record, and the hooks load no generated variable: safe.
+                let generated = crate::model::trust::Generated::new(&d.root, &d.config, &vars);
+                let recorded =
+                    crate::model::trust::Records::user().map(|r| r.record_generated(&generated));
+                if let Some(Err(e)) = recorded {
+                    tracing::warn!(
+                        "cannot record {}'s variables for the shell hooks: {}",
+                        name,
+                        e.message
+                    );
+                }
+                written
+            };
     }
     Ok(Settled {
         actions,

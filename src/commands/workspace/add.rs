@@ -190,6 +190,11 @@ async fn add_and_provision(
     // Docker first: if it is down, fail before jj changes anything.
     let backend = helper.backend(ctx).await?;
     let start = after_earlier_add(ctx, target)?;
+    if matches!(start, Start::Fresh) {
+        // The new network's addresses are chosen while jj runs; what that
+        // needs of a remote host is read meanwhile, from now.
+        backend.expect_new_isolation();
+    }
     let mut observed = backend.observe(None).await?;
     let record = PendingAdd::new(&target.name, &target.dest, target.dest_existed);
     let (others, speculative) = match start {
