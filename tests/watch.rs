@@ -567,3 +567,58 @@ fn colocated_worktrees_are_followed_and_none_is_left_stale() {
     let bad: Vec<_> = w.seen.iter().filter(|e| e["event"] == "error").collect();
     assert!(bad.is_empty(), "{bad:?}");
 }
+
+/// An image a listing showed in use is taken as present for a while (no
+/// inspection per recreate). Untagged under a running watcher, it must
+/// still be reported by name, and a re-tag must be enough to recover.
+#[test]
+fn an_image_untagged_under_the_watcher_is_named_and_a_retag_recovers() {
+    let Some(()) = env() else { return };
+    let tag = format!("aether-test/untag-{}:1", std::process::id());
+    let docker = |args: &[&str]| {
+        let ok = std::process::Command::new("docker")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "docker {args:?}");
+    };
+    docker(&["tag", BUSYBOX, &tag]);
+    struct Untag(String);
+    impl Drop for Untag {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", &self.0])
+                .output();
+        }
+    }
+    let _untag = Untag(tag.clone());
+    let config = format!(
+        "[services.a]\nimage = \"{tag}\"\ncommand = [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\nports = [8080]\nstop_timeout = \"1s\"\n\
+         [services.b]\nimage = \"{tag}\"\ncommand = [\"httpd\", \"-f\", \"-p\", \"8081\", \"-h\", \"/www\"]\nports = [8081]\nstop_timeout = \"1s\"\n"
+    );
+    let repo = TestRepo::new(Some(&config));
+    repo.add("w");
+    let mut w = repo.watch(&[], &[]);
+    w.wait_for("the first pass", 30, |e| e["event"] == "pass_finished");
+
+    // Untagged (b keeps running, by id), then a's container removed.
+    docker(&["rmi", &tag]);
+    let a = repo.docker_names("container", "label=dev.aether.service=a");
+    let a: Vec<_> = a.into_iter().filter(|n| n.contains("-w-")).collect();
+    assert_eq!(a.len(), 1, "{a:?}");
+    docker(&["rm", "-f", &a[0]]);
+    let err = w.wait_for("IMAGE_NOT_FOUND for w", 30, |e| {
+        e["event"] == "error" && e["workspace"] == "w" && e["code"] == "IMAGE_NOT_FOUND"
+    });
+    assert_eq!(err["details"]["image"], tag.as_str(), "{err}");
+
+    // Tagged again: the next pass (the restart of the watcher's backoff, or
+    // a reconcile) brings a back.
+    docker(&["tag", BUSYBOX, &tag]);
+    repo.ajj(&["reconcile"]).success();
+    eventually("a runs again", 30, || {
+        repo.docker_names("container", "label=dev.aether.service=a")
+            .iter()
+            .any(|n| n.contains("-w-"))
+    });
+}

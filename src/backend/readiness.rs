@@ -63,7 +63,11 @@ pub struct Target<'a> {
 pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
     let start = Instant::now();
     loop {
+        let asked = Instant::now();
         let live = backend.live_status(t.container).await?;
+        // What one question to the engine costs, from here: the confirming
+        // question below is asked that long before the probes end.
+        let round_trip = asked.elapsed();
         if t.completes {
             match live.state {
                 ServiceState::Exited | ServiceState::Dead if live.exit_code == Some(0) => {
@@ -102,13 +106,31 @@ pub async fn wait_ready<B: Backend>(backend: &B, t: &Target<'_>) -> Result<()> {
                 Some("unhealthy") => return Err(not_ready(t, "its healthcheck reports unhealthy")),
                 _ => {}
             }
-        } else if live.state == ServiceState::Running && live_ports(backend, t, &live).await {
-            // Confirm nothing died while the probe held its connection.
-            let after = backend.live_status(t.container).await?;
-            if after.state == ServiceState::Running {
-                return Ok(());
+        } else if live.state == ServiceState::Running {
+            // Confirm nothing died while the probes held their connections:
+            // asked so that the answer comes back as the probes end (on a
+            // remote host each probe waits a round trip for its channel,
+            // then holds), not a round trip after them.
+            let probing = t.ports.len() as u32 * (HOLD + round_trip);
+            let confirm = async {
+                tokio::time::sleep(probing.saturating_sub(round_trip)).await;
+                backend.live_status(t.container).await
+            };
+            let probe = live_ports(backend, t, &live);
+            futures_util::pin_mut!(confirm, probe);
+            let after = match futures_util::future::select(probe, confirm).await {
+                futures_util::future::Either::Left((true, confirm)) => Some(confirm.await?),
+                futures_util::future::Either::Left((false, _)) => None,
+                futures_util::future::Either::Right((after, probe)) => {
+                    probe.await.then_some(after?)
+                }
+            };
+            if let Some(after) = after {
+                if after.state == ServiceState::Running {
+                    return Ok(());
+                }
+                return Err(exited(backend, t, after.exit_code).await);
             }
-            return Err(exited(backend, t, after.exit_code).await);
         }
         if start.elapsed() >= t.timeout {
             return Err(not_ready(t, "it did not become ready in time"));
